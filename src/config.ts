@@ -1,0 +1,141 @@
+import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, Redacted, Schema } from "effect"
+
+/**
+ * One setting: an environment variable decoded with a schema. `expects` is what a person reads when
+ * the value is wrong, so a bad value stops start-up with one line naming the variable.
+ */
+const setting = <A, I extends string>(name: string, schema: Schema.Schema<A, I>, expects: string): Config.Config<A> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) =>
+      Either.mapLeft(
+        Schema.decodeUnknownEither(schema)(raw.trim()),
+        () => ConfigError.InvalidData([], `expects ${expects}, got ${JSON.stringify(raw)}`)
+      )
+    )
+  )
+
+const Port = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 65535))
+export const DayBoundary = Schema.Literal("utc", "new-york")
+export type DayBoundary = typeof DayBoundary.Type
+const LogLevelName = Schema.Literal("trace", "debug", "info", "warning", "error", "fatal", "none")
+
+const logLevels: Record<typeof LogLevelName.Type, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
+const DatabaseUrl = Schema.String.pipe(Schema.pattern(/^postgres(ql)?:\/\/.+/))
+const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/))
+const PositiveInt = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
+const Seconds = Schema.NumberFromString.pipe(Schema.positive())
+export const MassivePlan = Schema.Literal("free", "paid")
+/** A calendar date or an instant: `2021-01-03` or `2021-01-03T22:00:00Z`. */
+const Instant = Schema.String.pipe(
+  Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/),
+  Schema.filter((s) => !Number.isNaN(Date.parse(s))),
+  Schema.transform(Schema.Number, { strict: true, decode: (s) => Date.parse(s), encode: (ms) => new Date(ms).toISOString() })
+)
+
+/** Every setting of the service, with its default written once, here. */
+export const settings = Config.all({
+  databaseUrl: Config.option(Config.redacted(setting("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL"))),
+  dataDir: setting("DATA_DIR", Schema.NonEmptyString, "a directory path").pipe(Config.withDefault("./data")),
+  port: setting("PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(3604)),
+  logLevel: setting("LOG_LEVEL", LogLevelName, "one of trace, debug, info, warning, error, fatal, none").pipe(
+    Config.withDefault("info" as const),
+    Config.map((name) => logLevels[name])
+  ),
+  dayBoundary: setting("DAY_BOUNDARY", DayBoundary, "utc or new-york").pipe(Config.withDefault("utc" as const)),
+  massive: Config.all({
+    apiKey: Config.option(Config.redacted(setting("MASSIVE_API_KEY", Schema.NonEmptyString, "the Massive API key"))),
+    baseUrl: setting("MASSIVE_BASE_URL", HttpUrl, "an http(s) URL").pipe(Config.withDefault("https://api.massive.com")),
+    plan: setting("MASSIVE_PLAN", MassivePlan, "free or paid").pipe(Config.withDefault("free" as const)),
+    /** Overrides the plan's rate when set. */
+    requestsPerMinute: Config.option(setting("MASSIVE_REQUESTS_PER_MINUTE", PositiveInt, "a positive integer")),
+    maxConcurrency: setting("MASSIVE_MAX_CONCURRENCY", PositiveInt, "a positive integer").pipe(Config.withDefault(4)),
+    timeoutSeconds: setting("MASSIVE_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
+  }),
+  /** Where a backfill starts when a stream has no watermark; unset = ten years before now. */
+  backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant"))
+})
+
+export interface AppConfigShape {
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  readonly dataDir: string
+  readonly port: number
+  readonly logLevel: LogLevel.LogLevel
+  readonly dayBoundary: DayBoundary
+  readonly massive: MassiveSettings
+  readonly backfillFrom: Option.Option<number>
+}
+
+export interface MassiveSettings {
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  readonly baseUrl: string
+  readonly plan: typeof MassivePlan.Type
+  readonly requestsPerMinute: Option.Option<number>
+  readonly maxConcurrency: number
+  readonly timeoutSeconds: number
+}
+
+/** Requests per minute allowed to one API key: the explicit setting, else the plan's (free = 5; paid has no cap). */
+export const massiveRequestsPerMinute = (massive: MassiveSettings): number | null =>
+  Option.getOrElse(massive.requestsPerMinute, () => (massive.plan === "free" ? 5 : null))
+
+export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppConfigShape>() {
+  /** Reads the environment (or whatever ConfigProvider is current). */
+  static readonly layer = Layer.effect(AppConfig, settings)
+  /** A fixed configuration, for tests and scripts. */
+  static readonly make = (overrides: Partial<AppConfigShape> = {}): Layer.Layer<AppConfig> =>
+    Layer.succeed(AppConfig, {
+      databaseUrl: Option.none(),
+      dataDir: "./data",
+      port: 3604,
+      logLevel: LogLevel.Info,
+      dayBoundary: "utc",
+      massive: {
+        apiKey: Option.none(),
+        baseUrl: "https://api.massive.com",
+        plan: "free",
+        requestsPerMinute: Option.none(),
+        maxConcurrency: 4,
+        timeoutSeconds: 30
+      },
+      backfillFrom: Option.none(),
+      ...overrides
+    })
+}
+
+/** One line for a person: `PORT expects an integer port between 1 and 65535, got "abc"`. */
+export const describeConfigError = (error: ConfigError.ConfigError): string => {
+  const lines: Array<string> = []
+  const walk = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        walk(e.left)
+        walk(e.right)
+        return
+      case "InvalidData":
+        lines.push(`${e.path.join(".")} ${e.message}`)
+        return
+      case "MissingData":
+        lines.push(`${e.path.join(".")} is required: ${e.message}`)
+        return
+      case "SourceUnavailable":
+      case "Unsupported":
+        lines.push(`${e.path.join(".")}: ${e.message}`)
+        return
+    }
+  }
+  walk(error)
+  return `invalid configuration: ${lines.join("; ")}`
+}
+
+/** Fails start-up with the one-line description, never a stack trace. */
+export const loadConfig = Effect.mapError(settings, describeConfigError)

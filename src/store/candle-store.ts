@@ -1,0 +1,216 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Option } from "effect"
+import { AppConfig, type DayBoundary } from "../config.ts"
+import type { CandlePage, StoredBar } from "../domain/candle.ts"
+import { ceilTo, floorTo, type Timeframe } from "../domain/timeframe.ts"
+import { DatabaseInfo } from "./database.ts"
+
+export interface UpsertReport {
+  readonly inserted: number
+  readonly updated: number
+  /** Bars sent that were already stored with exactly these values. */
+  readonly unchanged: number
+}
+
+export interface RangeQuery {
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  /** Inclusive open time, Unix ms. */
+  readonly from: number
+  /** Exclusive open time, Unix ms. */
+  readonly to: number
+  readonly limit: number
+  readonly dayBoundary?: DayBoundary
+}
+
+/** The stacked rollups, bottom-up: each is built from the one before it (M5 from raw M1 bars). */
+const rollups = [
+  { timeframe: "M5", table: "candles_m5", width: "5 minutes", from: "candles" },
+  { timeframe: "M15", table: "candles_m15", width: "15 minutes", from: "candles_m5" },
+  { timeframe: "M30", table: "candles_m30", width: "30 minutes", from: "candles_m15" },
+  { timeframe: "H1", table: "candles_h1", width: "1 hour", from: "candles_m30" }
+] as const
+
+const rollupTable: Partial<Record<Timeframe, string>> = Object.fromEntries(rollups.map((r) => [r.timeframe, r.table]))
+
+/**
+ * Bucket expressions for H4 and D1 over H1 open times. The New York boundary is 17:00 America/New_York
+ * (MT4 servers' midnight): shift local time by 7 h so the trading day starts at local midnight.
+ */
+const bucketExpression = (timeframe: "H4" | "D1", boundary: DayBoundary): string => {
+  const width = timeframe === "H4" ? "4 hours" : "1 day"
+  return boundary === "utc"
+    ? `date_bin(INTERVAL '${width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')`
+    : `((date_bin(INTERVAL '${width}', (ts AT TIME ZONE 'America/New_York') + INTERVAL '7 hours', TIMESTAMP '2000-01-01') - INTERVAL '7 hours') AT TIME ZONE 'America/New_York')`
+}
+
+interface BarRow {
+  readonly ts: Date
+  readonly open: number
+  readonly high: number
+  readonly low: number
+  readonly close: number
+  readonly volume: number
+  readonly bars: number
+}
+
+const toBar = (row: BarRow): StoredBar => ({
+  ts: row.ts.getTime(),
+  open: row.open,
+  high: row.high,
+  low: row.low,
+  close: row.close,
+  volume: row.volume,
+  bars: row.bars
+})
+
+/** Last one wins when a page repeats a bar: one statement cannot touch a row twice. */
+const distinctByTs = <A extends { readonly ts: number }>(bars: ReadonlyArray<A>): ReadonlyArray<A> => {
+  const seen = new Map<number, A>()
+  for (const bar of bars) seen.set(bar.ts, bar)
+  return seen.size === bars.length ? bars : [...seen.values()]
+}
+
+export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStore", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const info = yield* DatabaseInfo
+    const config = yield* AppConfig
+
+    /**
+     * Writes one page in one statement: typed arrays through unnest. A bar already stored with the same
+     * values is left alone, so re-sending a page changes nothing (and touches no continuous aggregate).
+     */
+    const upsertPage = (page: CandlePage) =>
+      Effect.gen(function* () {
+        const bars = distinctByTs(page.candles)
+        if (bars.length === 0) return { inserted: 0, updated: 0, unchanged: 0 } satisfies UpsertReport
+        const column = (pick: (bar: (typeof bars)[number]) => number | null) => bars.map(pick)
+        const [row] = yield* sql.unsafe<{ inserted: number; updated: number }>(
+          `WITH page AS (
+             SELECT * FROM unnest($3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
+                                  $8::float8[], $9::float8[], $10::float8[])
+               AS p(t, open, high, low, close, volume, vwap, trades)
+           ), written AS (
+             INSERT INTO candles AS c (symbol, timeframe, ts, open, high, low, close, volume, vwap, trades, source)
+             SELECT $1, $2, TIMESTAMPTZ 'epoch' + p.t * INTERVAL '1 millisecond',
+                    p.open, p.high, p.low, p.close, p.volume, p.vwap, p.trades::bigint, $11
+             FROM page p
+             ON CONFLICT (symbol, timeframe, ts) DO UPDATE
+               SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+                   volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades,
+                   source = excluded.source, ingested_at = now()
+               WHERE (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
+                     IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
+                                       excluded.volume, excluded.vwap, excluded.trades)
+             RETURNING (xmax = 0) AS inserted
+           )
+           SELECT (count(*) FILTER (WHERE inserted))::int AS inserted,
+                  (count(*) FILTER (WHERE NOT inserted))::int AS updated
+           FROM written`,
+          [
+            page.symbol,
+            page.timeframe,
+            column((b) => b.ts),
+            column((b) => b.open),
+            column((b) => b.high),
+            column((b) => b.low),
+            column((b) => b.close),
+            column((b) => b.volume),
+            column((b) => b.vwap),
+            column((b) => b.trades),
+            page.source
+          ]
+        )
+        const inserted = row?.inserted ?? 0
+        const updated = row?.updated ?? 0
+        return { inserted, updated, unchanged: bars.length - inserted - updated } satisfies UpsertReport
+      }).pipe(Effect.withSpan("CandleStore.upsertPage", { attributes: { symbol: page.symbol, bars: page.candles.length } }))
+
+    /**
+     * Rebuilds the rollups over the window, bottom-up, widened to whole hours so every level's buckets are
+     * complete. Must run outside a transaction: TimescaleDB refuses to refresh inside one.
+     */
+    const refreshAggregates = (symbol: string, window: { readonly from: number; readonly to: number }) => {
+      const start = floorTo(window.from, "H1")
+      const from = new Date(start)
+      const to = new Date(Math.max(ceilTo(window.to, "H1"), start + 3_600_000))
+      const refresh =
+        info.flavour === "timescale"
+          ? Effect.forEach(
+              rollups,
+              (level) => sql.unsafe(`CALL refresh_continuous_aggregate('${level.table}', $1::timestamptz, $2::timestamptz)`, [from, to]),
+              { discard: true }
+            )
+          : Effect.forEach(
+              rollups,
+              (level) =>
+                sql.withTransaction(
+                  Effect.zipRight(
+                    sql.unsafe(`DELETE FROM ${level.table} WHERE symbol = $1 AND ts >= $2 AND ts < $3`, [symbol, from, to]),
+                    sql.unsafe(
+                      `INSERT INTO ${level.table} (symbol, ts, open, high, low, close, volume, bars)
+                       SELECT symbol, date_bin(INTERVAL '${level.width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+                              (array_agg(open ORDER BY ts))[1], max(high), min(low), (array_agg(close ORDER BY ts DESC))[1],
+                              sum(volume), ${level.from === "candles" ? "count(*)" : "sum(bars)"}
+                       FROM ${level.from}
+                       WHERE symbol = $1 AND ts >= $2 AND ts < $3 ${level.from === "candles" ? "AND timeframe = 'M1'" : ""}
+                       GROUP BY symbol, bucket`,
+                      [symbol, from, to]
+                    )
+                  )
+                ),
+              { discard: true }
+            )
+      return refresh.pipe(
+        Effect.withSpan("CandleStore.refreshAggregates", { attributes: { symbol, from: from.toISOString(), to: to.toISOString() } })
+      )
+    }
+
+    const select = (query: RangeQuery, order: "ASC" | "DESC") => {
+      const { symbol, timeframe, limit } = query
+      const from = new Date(query.from)
+      const to = new Date(query.to)
+      if (timeframe === "H4" || timeframe === "D1") {
+        const bucket = bucketExpression(timeframe, query.dayBoundary ?? config.dayBoundary)
+        return sql.unsafe<BarRow>(
+          `SELECT b AS ts, (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high, min(low) AS low,
+                  (array_agg(close ORDER BY ts DESC))[1] AS close, sum(volume) AS volume, sum(bars)::int AS bars
+           FROM (SELECT ${bucket} AS b, ts, open, high, low, close, volume, bars
+                 FROM candles_h1
+                 WHERE symbol = $1 AND ts >= $2::timestamptz - INTERVAL '1 day' AND ts < $3::timestamptz + INTERVAL '1 day') h
+           WHERE b >= $2 AND b < $3
+           GROUP BY b ORDER BY b ${order} LIMIT $4`,
+          [symbol, from, to, limit]
+        )
+      }
+      const table = rollupTable[timeframe]
+      return table
+        ? sql.unsafe<BarRow>(
+            `SELECT ts, open, high, low, close, volume, bars::int AS bars FROM ${table}
+             WHERE symbol = $1 AND ts >= $2 AND ts < $3 ORDER BY ts ${order} LIMIT $4`,
+            [symbol, from, to, limit]
+          )
+        : sql.unsafe<BarRow>(
+            `SELECT ts, open, high, low, close, volume, 1 AS bars FROM candles
+             WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4 ORDER BY ts ${order} LIMIT $5`,
+            [symbol, timeframe, from, to, limit]
+          )
+    }
+
+    /** Bars with open time in [from, to), oldest first; M1 from the raw bars, the rest from the rollups. */
+    const range = (query: RangeQuery) =>
+      select(query, "ASC").pipe(
+        Effect.map((rows) => rows.map(toBar)),
+        Effect.withSpan("CandleStore.range", { attributes: { symbol: query.symbol, timeframe: query.timeframe } })
+      )
+
+    /** The newest bar of a timeframe, if any. */
+    const lastBar = (symbol: string, timeframe: Timeframe) =>
+      select({ symbol, timeframe, from: 0, to: Date.UTC(9999, 0, 1), limit: 1 }, "DESC").pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toBar))
+      )
+
+    return { upsertPage, refreshAggregates, range, lastBar } as const
+  })
+}) {}

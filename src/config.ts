@@ -14,6 +14,17 @@ const setting = <A, I extends string>(name: string, schema: Schema.Schema<A, I>,
     )
   )
 
+/** A setting that may hold a secret (a password in a URL, a key): its value is never echoed, and is kept Redacted. */
+const secret = <I extends string>(name: string, schema: Schema.Schema<I, I>, expects: string): Config.Config<Redacted.Redacted<I>> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) =>
+      Either.mapBoth(Schema.decodeUnknownEither(schema)(raw.trim()), {
+        onLeft: () => ConfigError.InvalidData([], `expects ${expects} (value not shown)`),
+        onRight: (value) => Redacted.make(value)
+      })
+    )
+  )
+
 const Port = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 65535))
 export const DayBoundary = Schema.Literal("utc", "new-york")
 export type DayBoundary = typeof DayBoundary.Type
@@ -43,7 +54,7 @@ const Instant = Schema.String.pipe(
 
 /** Every setting of the service, with its default written once, here. */
 export const settings = Config.all({
-  databaseUrl: Config.option(Config.redacted(setting("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL"))),
+  databaseUrl: Config.option(secret("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL")),
   dataDir: setting("DATA_DIR", Schema.NonEmptyString, "a directory path").pipe(Config.withDefault("./data")),
   port: setting("PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(3604)),
   logLevel: setting("LOG_LEVEL", LogLevelName, "one of trace, debug, info, warning, error, fatal, none").pipe(
@@ -52,7 +63,7 @@ export const settings = Config.all({
   ),
   dayBoundary: setting("DAY_BOUNDARY", DayBoundary, "utc or new-york").pipe(Config.withDefault("utc" as const)),
   massive: Config.all({
-    apiKey: Config.option(Config.redacted(setting("MASSIVE_API_KEY", Schema.NonEmptyString, "the Massive API key"))),
+    apiKey: Config.option(secret("MASSIVE_API_KEY", Schema.NonEmptyString, "the Massive API key")),
     baseUrl: setting("MASSIVE_BASE_URL", HttpUrl, "an http(s) URL").pipe(Config.withDefault("https://api.massive.com")),
     plan: setting("MASSIVE_PLAN", MassivePlan, "free or paid").pipe(Config.withDefault("free" as const)),
     /** Overrides the plan's rate when set. */
@@ -92,23 +103,24 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
   static readonly layer = Layer.effect(AppConfig, settings)
   /** A fixed configuration, for tests and scripts. */
   static readonly make = (overrides: Partial<AppConfigShape> = {}): Layer.Layer<AppConfig> =>
-    Layer.succeed(AppConfig, {
-      databaseUrl: Option.none(),
-      dataDir: "./data",
-      port: 3604,
-      logLevel: LogLevel.Info,
-      dayBoundary: "utc",
-      massive: {
-        apiKey: Option.none(),
-        baseUrl: "https://api.massive.com",
-        plan: "free",
-        requestsPerMinute: Option.none(),
-        maxConcurrency: 4,
-        timeoutSeconds: 30
-      },
-      backfillFrom: Option.none(),
-      ...overrides
-    })
+    Layer.succeed(AppConfig, AppConfig.fixed(overrides))
+  static readonly fixed = (overrides: Partial<AppConfigShape> = {}): AppConfigShape => ({
+    databaseUrl: Option.none(),
+    dataDir: "./data",
+    port: 3604,
+    logLevel: LogLevel.Info,
+    dayBoundary: "utc",
+    massive: {
+      apiKey: Option.none(),
+      baseUrl: "https://api.massive.com",
+      plan: "free",
+      requestsPerMinute: Option.none(),
+      maxConcurrency: 4,
+      timeoutSeconds: 30
+    },
+    backfillFrom: Option.none(),
+    ...overrides
+  })
 }
 
 /** One line for a person: `PORT expects an integer port between 1 and 65535, got "abc"`. */

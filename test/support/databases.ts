@@ -1,0 +1,91 @@
+import { PgClient } from "@effect/sql-pg"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, LogLevel, Logger, ManagedRuntime, Option, Redacted } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { AppConfig, type AppConfigShape } from "../../src/config.ts"
+import { CandleStore } from "../../src/store/candle-store.ts"
+import { DatabaseLive } from "../../src/store/database.ts"
+
+export type DatabaseKind = "embedded" | "server"
+
+/** The admin connection used to create one throw-away database per suite. */
+export const serverAdminUrl = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
+
+const adminQuery = (statement: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(statement)
+  }).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(serverAdminUrl), connectTimeout: "3 seconds" })),
+    Effect.runPromise
+  )
+
+/** Whether the server suite can run here; in CI (REQUIRE_SERVER_DB=1) an absent server is a failure, not a skip. */
+export const serverAvailable: boolean = await adminQuery("SELECT 1").then(
+  () => true,
+  () => false
+)
+export const requireServer = process.env.REQUIRE_SERVER_DB === "1"
+export const databaseKinds: ReadonlyArray<DatabaseKind> = serverAvailable || requireServer ? ["embedded", "server"] : ["embedded"]
+if (!serverAvailable) {
+  console.log(
+    requireServer
+      ? `REQUIRE_SERVER_DB=1 but no PostgreSQL server answers at ${serverAdminUrl}: the server suite will fail`
+      : `server suite skipped: no PostgreSQL server answers at ${serverAdminUrl} (set TEST_DATABASE_URL, or start one)`
+  )
+}
+
+/** The application's store layers, composed once for tests, over a fresh database of the given kind. */
+export const storeLayer = (config: AppConfigShape) =>
+  CandleStore.Default.pipe(
+    Layer.provideMerge(DatabaseLive),
+    Layer.provideMerge(Layer.succeed(AppConfig, config)),
+    Layer.provideMerge(Logger.minimumLogLevel(LogLevel.Warning))
+  )
+
+export interface TestDatabase {
+  readonly kind: DatabaseKind
+  readonly config: AppConfigShape
+  readonly runtime: ManagedRuntime.ManagedRuntime<Layer.Layer.Success<ReturnType<typeof storeLayer>>, unknown>
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof storeLayer>>>) => Promise<A>
+  /** Opens the same database again (a restart), for tests of what survives one. */
+  readonly reopen: () => TestDatabase
+  readonly close: () => Promise<void>
+  readonly drop: () => Promise<void>
+}
+
+let counter = 0
+
+/** A fresh, empty database: a temp dir for PGlite, or a new database on the server. */
+export const createTestDatabase = async (kind: DatabaseKind, overrides: Partial<AppConfigShape> = {}): Promise<TestDatabase> => {
+  const defaults = AppConfig.fixed(overrides)
+  let config: AppConfigShape
+  let drop: () => Promise<void>
+  if (kind === "embedded") {
+    const dataDir = mkdtempSync(join(tmpdir(), "candlekeep-test-"))
+    config = { ...defaults, dataDir }
+    drop = async () => rmSync(dataDir, { recursive: true, force: true })
+  } else {
+    const name = `candlekeep_test_${process.pid}_${Date.now()}_${counter++}`
+    await adminQuery(`CREATE DATABASE ${name}`)
+    const url = new URL(serverAdminUrl)
+    url.pathname = `/${name}`
+    config = { ...defaults, databaseUrl: Option.some(Redacted.make(url.toString())) }
+    drop = () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  }
+  const open = (): TestDatabase => {
+    const runtime = ManagedRuntime.make(storeLayer(config))
+    return {
+      kind,
+      config,
+      runtime,
+      run: (effect) => runtime.runPromise(effect),
+      reopen: open,
+      close: () => runtime.dispose(),
+      drop
+    }
+  }
+  return open()
+}

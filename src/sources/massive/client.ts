@@ -1,0 +1,237 @@
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import type { HttpClientError } from "@effect/platform/HttpClientError"
+import { Clock, Effect, Either, Option, ParseResult, Random, Redacted, Schema, Stream } from "effect"
+import { AppConfig, massiveRequestsPerMinute } from "../../config.ts"
+import type { Candle } from "../../domain/candle.ts"
+import { type Timeframe, vendorSpan } from "../../domain/timeframe.ts"
+import {
+  excerptOf,
+  type FailedRequest,
+  failureForStatus,
+  invalidUrl,
+  isTransient,
+  type MassiveError,
+  missingApiKey,
+  redactSecret,
+  timedOut,
+  transportFailed,
+  undecodable,
+  type UnknownSymbol,
+  unknownSymbol
+} from "./errors.ts"
+import { MassiveRateLimits } from "./rate-limiter.ts"
+import { AggregatesResponse, ErrorBody, wireBarToCandle } from "./wire.ts"
+
+/** A range of one stream: `from` inclusive, `to` exclusive, both Unix ms. */
+export interface MassiveRange {
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  readonly from: number
+  readonly to: number
+}
+
+/** The first page of a range, or a later one reached through the vendor's `next_url`. */
+export type MassivePageRequest = MassiveRange | (MassiveRange & { readonly nextUrl: string })
+
+export interface MassivePage {
+  readonly candles: ReadonlyArray<Candle>
+  readonly requestId: string | null
+  /** Where the next page is; null on the last one. */
+  readonly nextUrl: string | null
+  /** HTTP status of the answer. */
+  readonly status: number
+}
+
+export interface RetriedPage {
+  readonly page: MassivePage
+  /** How many failed tries came before this page. */
+  readonly retries: number
+}
+
+/** Backoff for transient failures: 1 s, 2 s, 4 s … capped at 60 s, jittered ±20 %, at most 8 tries in all. */
+export const massiveRetry = { baseMillis: 1_000, factor: 2, capMillis: 60_000, jitter: 0.2, maxAttempts: 8 } as const
+
+/** `Retry-After` in whole or decimal seconds, or as an HTTP date; null when absent or unreadable. */
+export const parseRetryAfter = (header: string | undefined, now: number): number | null => {
+  if (header === undefined) return null
+  const value = header.trim()
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000)
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : Math.max(0, at - now)
+}
+
+/** Delay before retry number `retry` (0-based): jittered exponential, never shorter than the server asked. */
+const retryDelay = (retry: number, error: MassiveError): Effect.Effect<number> =>
+  Effect.map(Random.nextRange(1 - massiveRetry.jitter, 1 + massiveRetry.jitter), (jitter) => {
+    const backoff = Math.min(massiveRetry.capMillis, massiveRetry.baseMillis * massiveRetry.factor ** retry * jitter)
+    const asked = error._tag === "RateLimited" ? (error.retryAfterMillis ?? 0) : 0
+    return Math.round(Math.max(backoff, asked))
+  })
+
+const isoRange = (range: MassiveRange): string => {
+  const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms))
+  return `${iso(range.from)}/${iso(range.to)}`
+}
+
+/** The first page's URL; the key is never part of it (it travels in the Authorization header). */
+const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): string => {
+  const { multiplier, timespan } = vendorSpan[range.timeframe]
+  // Our `to` is exclusive and the vendor's inclusive: ask up to the millisecond before it.
+  const path = `/v2/aggs/ticker/${ticker}/range/${multiplier}/${timespan}/${range.from}/${range.to - 1}`
+  // limit counts the base bars scanned, so ask for the maximum.
+  return `${baseUrl.replace(/\/+$/, "")}${path}?adjusted=true&sort=asc&limit=50000`
+}
+
+const parseJson = (body: string): Option.Option<unknown> => {
+  try {
+    return Option.some(JSON.parse(body))
+  } catch {
+    return Option.none()
+  }
+}
+
+const firstIssue = (error: ParseResult.ParseError): string => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return issue === undefined ? "unexpected shape" : `${issue.path.join(".") || "body"}: ${issue.message}`
+}
+
+interface Answer {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/MassiveClient", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const http = yield* HttpClient.HttpClient
+    const limits = yield* MassiveRateLimits
+    const settings = config.massive
+    const timeoutMillis = Math.round(settings.timeoutSeconds * 1000)
+    const tickers = new Map(config.symbols.map((spec) => [spec.symbol, spec.ticker]))
+    const apiKey = Option.getOrNull(settings.apiKey)
+    const limiter =
+      apiKey === null
+        ? null
+        : yield* limits.forKey(apiKey, {
+            requestsPerMinute: massiveRequestsPerMinute(settings),
+            maxConcurrency: settings.maxConcurrency
+          })
+    const secret = apiKey === null ? null : Redacted.value(apiKey)
+
+    const tickerFor = (symbol: string): Either.Either<string, UnknownSymbol> => {
+      const ticker = tickers.get(symbol)
+      return ticker === undefined ? Either.left(unknownSymbol(symbol, [...tickers.keys()])) : Either.right(ticker)
+    }
+
+    /** Headers and body, within the timeout; the limiter counts the request until its body is in. */
+    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | "timeout"> =>
+      http.execute(HttpClientRequest.get(url).pipe(HttpClientRequest.bearerToken(key), HttpClientRequest.acceptJson)).pipe(
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (body): Answer => ({ status: response.status, headers: response.headers, body }))
+        ),
+        Effect.timeoutFail({ duration: timeoutMillis, onTimeout: () => "timeout" as const })
+      )
+
+    const fetchPage = (request: MassivePageRequest): Effect.Effect<MassivePage, MassiveError> =>
+      Effect.gen(function* () {
+        const ticker = yield* tickerFor(request.symbol)
+        const url = "nextUrl" in request ? request.nextUrl : aggregatesUrl(settings.baseUrl, ticker, request)
+        // Every string that reaches an error passes through here, so the key cannot leak through one.
+        const facts = (answer: { status?: number; requestId?: string | null; detail: string; body?: string }): FailedRequest => ({
+          ticker,
+          range: isoRange(request),
+          url: redactSecret(url, secret),
+          status: answer.status ?? null,
+          requestId: answer.requestId ? redactSecret(answer.requestId, secret) : null,
+          detail: excerptOf(answer.detail, secret),
+          excerpt: excerptOf(answer.body ?? "", secret)
+        })
+        if (apiKey === null || limiter === null) return yield* Effect.fail(missingApiKey(facts({ detail: "" })))
+
+        const answer = yield* limiter.withPermit(send(url, apiKey)).pipe(
+          Effect.mapError((error) => {
+            if (error === "timeout") return timedOut(facts({ detail: `no complete answer within ${timeoutMillis} ms` }), timeoutMillis)
+            const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "")
+            const detail = `${error.reason}${cause === "" ? "" : `: ${cause}`}`
+            return error._tag === "RequestError" && error.reason === "InvalidUrl"
+              ? invalidUrl(facts({ detail }))
+              : transportFailed(facts({ detail, body: cause }))
+          })
+        )
+
+        const json = parseJson(answer.body)
+        // Error bodies and most odd 200s still carry the vendor's request id: keep it for the person reading.
+        const vendor = Option.flatMap(json, (value) => Option.getRight(Schema.decodeUnknownEither(ErrorBody)(value)))
+        const requestId = Option.getOrNull(Option.flatMapNullable(vendor, (body) => body.request_id))
+        if (answer.status < 200 || answer.status >= 300) {
+          const said = Option.flatMapNullable(vendor, (body) => body.error ?? body.message)
+          const retryAfterMillis =
+            answer.status === 429 ? parseRetryAfter(answer.headers["retry-after"], yield* Clock.currentTimeMillis) : null
+          const failed = facts({
+            status: answer.status,
+            requestId,
+            detail: Option.getOrElse(said, () => `HTTP ${answer.status}`),
+            body: answer.body
+          })
+          return yield* Effect.fail(failureForStatus(answer.status, failed, retryAfterMillis))
+        }
+        // A cut or foreign (HTML) body on a 2xx is a proxy or connection fault: transient.
+        if (Option.isNone(json)) {
+          return yield* Effect.fail(
+            undecodable(facts({ status: answer.status, detail: "the body is not valid JSON", body: answer.body }), "invalid-json")
+          )
+        }
+        const decoded = Schema.decodeUnknownEither(AggregatesResponse)(json.value)
+        if (Either.isLeft(decoded)) {
+          return yield* Effect.fail(
+            undecodable(facts({ status: answer.status, requestId, detail: firstIssue(decoded.left), body: answer.body }), "schema-mismatch")
+          )
+        }
+        const page = decoded.right
+        return {
+          candles: (page.results ?? []).map(wireBarToCandle),
+          requestId: page.request_id ?? null,
+          nextUrl: page.next_url ?? null,
+          status: answer.status
+        } satisfies MassivePage
+      }).pipe(Effect.withSpan("Massive.fetchPage", { attributes: { symbol: request.symbol, timeframe: request.timeframe } }))
+
+    const fetchPageWithRetry = (request: MassivePageRequest): Effect.Effect<RetriedPage, MassiveError> => {
+      const attempt = (retries: number): Effect.Effect<RetriedPage, MassiveError> =>
+        fetchPage(request).pipe(
+          Effect.map((page) => ({ page, retries })),
+          Effect.catchAll((error) =>
+            !isTransient(error) || retries + 1 >= massiveRetry.maxAttempts
+              ? Effect.fail(error)
+              : Effect.flatMap(retryDelay(retries, error), (delayMillis) =>
+                  Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
+                    Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
+                    Effect.zipRight(Effect.sleep(delayMillis)),
+                    Effect.zipRight(attempt(retries + 1))
+                  )
+                )
+          )
+        )
+      return attempt(0).pipe(Effect.annotateLogs({ service: "Massive", symbol: request.symbol, timeframe: request.timeframe }))
+    }
+
+    /** Every page of a range in order, following `next_url`; pulls one page at a time, so memory holds one page. */
+    const pages = (request: MassivePageRequest): Stream.Stream<MassivePage & { readonly retries: number }, MassiveError> =>
+      Stream.paginateEffect(request, (current) =>
+        Effect.map(fetchPageWithRetry(current), ({ page, retries }) => {
+          const next = Option.map(Option.fromNullable(page.nextUrl), (nextUrl): MassivePageRequest => ({
+            symbol: request.symbol,
+            timeframe: request.timeframe,
+            from: request.from,
+            to: request.to,
+            nextUrl
+          }))
+          return [{ ...page, retries }, next] as const
+        })
+      )
+
+    return { tickerFor, fetchPage, fetchPageWithRetry, pages } as const
+  }),
+  dependencies: [MassiveRateLimits.Default]
+}) {}

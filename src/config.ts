@@ -1,4 +1,5 @@
-import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, Redacted, Schema } from "effect"
+import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { defaultSymbols, InstrumentClass, SymbolSpec } from "./domain/symbol.ts"
 
 /**
  * One setting: an environment variable decoded with a schema. `expects` is what a person reads when
@@ -52,6 +53,26 @@ const Instant = Schema.String.pipe(
   Schema.transform(Schema.Number, { strict: true, decode: (s) => Date.parse(s), encode: (ms) => new Date(ms).toISOString() })
 )
 
+/** `EURUSD=C:EURUSD/5/forex,BTCUSD=X:BTCUSD/2/crypto`: our symbol, the vendor's ticker, price digits, instrument class. */
+const SymbolList = Schema.String.pipe(
+  Schema.transformOrFail(Schema.Array(SymbolSpec), {
+    strict: true,
+    decode: (text, _, ast) => {
+      const specs: Array<SymbolSpec> = []
+      for (const entry of text.split(",").map((e) => e.trim()).filter((e) => e.length > 0)) {
+        const match = /^([A-Z0-9]{3,12})=([^/\s]+)\/(\d{1,2})\/(\w+)$/.exec(entry)
+        const instrumentClass = match?.[4]
+        if (!match || !Schema.is(InstrumentClass)(instrumentClass)) {
+          return ParseResult.fail(new ParseResult.Type(ast, text, `bad entry ${JSON.stringify(entry)}`))
+        }
+        specs.push({ symbol: match[1]!, ticker: match[2]!, digits: Number(match[3]), instrumentClass })
+      }
+      return specs.length > 0 ? ParseResult.succeed(specs) : ParseResult.fail(new ParseResult.Type(ast, text, "no symbols"))
+    },
+    encode: (specs) => ParseResult.succeed(specs.map((s) => `${s.symbol}=${s.ticker}/${s.digits}/${s.instrumentClass}`).join(","))
+  })
+)
+
 /** Every setting of the service, with its default written once, here. */
 export const settings = Config.all({
   databaseUrl: Config.option(secret("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL")),
@@ -62,6 +83,9 @@ export const settings = Config.all({
     Config.map((name) => logLevels[name])
   ),
   dayBoundary: setting("DAY_BOUNDARY", DayBoundary, "utc or new-york").pipe(Config.withDefault("utc" as const)),
+  symbols: setting("SYMBOLS", SymbolList, "comma-separated SYMBOL=TICKER/DIGITS/CLASS entries, e.g. EURUSD=C:EURUSD/5/forex").pipe(
+    Config.withDefault(defaultSymbols)
+  ),
   massive: Config.all({
     apiKey: Config.option(secret("MASSIVE_API_KEY", Schema.NonEmptyString, "the Massive API key")),
     baseUrl: setting("MASSIVE_BASE_URL", HttpUrl, "an http(s) URL").pipe(Config.withDefault("https://api.massive.com")),
@@ -81,6 +105,7 @@ export interface AppConfigShape {
   readonly port: number
   readonly logLevel: LogLevel.LogLevel
   readonly dayBoundary: DayBoundary
+  readonly symbols: ReadonlyArray<SymbolSpec>
   readonly massive: MassiveSettings
   readonly backfillFrom: Option.Option<number>
 }
@@ -110,6 +135,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
     port: 3604,
     logLevel: LogLevel.Info,
     dayBoundary: "utc",
+    symbols: defaultSymbols,
     massive: {
       apiKey: Option.none(),
       baseUrl: "https://api.massive.com",

@@ -1,10 +1,13 @@
-import { Command } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { BunContext, BunRuntime } from "@effect/platform-bun"
-import { Cause, Console, Effect, Exit, Layer, Logger, Option } from "effect"
-import { AppConfig, loadConfig, type AppConfigShape } from "./config.ts"
+import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
+import { appLayer } from "./app-layer.ts"
+import { AppConfig, loadConfig } from "./config.ts"
+import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
-import { CandleStore } from "./store/candle-store.ts"
-import { DatabaseInfo, DatabaseLive } from "./store/database.ts"
+import { Backfill, type RunReport } from "./pipeline/backfill.ts"
+import { progressReporter } from "./progress.ts"
+import { DatabaseInfo } from "./store/database.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
 const summary = (fields: Record<string, unknown>) => Console.log(JSON.stringify(fields))
@@ -34,18 +37,123 @@ const migrateCommand = Command.make("migrate", {}, () =>
   })
 ).pipe(Command.withDescription("Apply the database migrations and exit."))
 
+/** A command-line value that does not make sense: one line for the person who typed it. */
+class BadInput extends Data.TaggedError("BadInput")<{ readonly message: string }> {}
+
+/** `2021-01-03`, `2021-01-03T22:00:00Z` or Unix milliseconds. */
+const parseInstant = (flag: string, text: string): Effect.Effect<number, BadInput> => {
+  const trimmed = text.trim()
+  const ms = /^\d{10,}$/.test(trimmed)
+    ? Number(trimmed)
+    : /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(trimmed)
+      ? Date.parse(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed)
+      : Number.NaN
+  return Number.isNaN(ms)
+    ? Effect.fail(new BadInput({ message: `--${flag} ${JSON.stringify(text)} is not a date: use 2021-01-03, 2021-01-03T22:00:00Z or Unix milliseconds` }))
+    : Effect.succeed(ms)
+}
+
+const streamOptions = {
+  symbol: Options.text("symbol").pipe(Options.withDescription("our symbol, e.g. EURUSD (see SYMBOLS)")),
+  timeframe: Options.text("timeframe").pipe(Options.withDefault("M1"), Options.withDescription("M1 M5 M15 M30 H1 H4 D1"))
+}
+
+/** Checks what a run needs before any request: a known symbol and timeframe, sane dates, a key. */
+const checkStream = (input: { readonly symbol: string; readonly timeframe: string; readonly from: Option.Option<string>; readonly to: Option.Option<string> }) =>
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const symbol = input.symbol.trim().toUpperCase()
+    if (!config.symbols.some((s) => s.symbol === symbol)) {
+      return yield* new BadInput({ message: `unknown symbol ${input.symbol}: configured symbols are ${config.symbols.map((s) => s.symbol).join(", ")}` })
+    }
+    const timeframe = input.timeframe.trim().toUpperCase()
+    if (!Schema.is(Timeframe)(timeframe)) {
+      return yield* new BadInput({ message: `unknown timeframe ${input.timeframe}: use one of ${Timeframe.literals.join(", ")}` })
+    }
+    const from = Option.isSome(input.from) ? yield* parseInstant("from", input.from.value) : undefined
+    const to = Option.isSome(input.to) ? yield* parseInstant("to", input.to.value) : undefined
+    if (from !== undefined && to !== undefined && from >= to) {
+      return yield* new BadInput({ message: `--from ${input.from.pipe(Option.getOrElse(() => ""))} is not before --to ${input.to.pipe(Option.getOrElse(() => ""))}` })
+    }
+    if (Option.isNone(config.massive.apiKey)) {
+      return yield* new BadInput({ message: "MASSIVE_API_KEY is not set: the vendor needs a key (see .env.example)" })
+    }
+    return { symbol, timeframe, from, to }
+  })
+
+/** Runs a backfill or sync pass with progress on stderr; the JSON summary on stdout closes it in every outcome. */
+const runStream = (command: "backfill" | "sync", input: Parameters<typeof checkStream>[0]) =>
+  Effect.gen(function* () {
+    const started = Date.now()
+    const seconds = () => Math.round((Date.now() - started) / 100) / 10
+    const stream = yield* checkStream(input)
+    const backfill = yield* Backfill
+    const progress = progressReporter(started)
+    const outcome = yield* backfill
+      .run({
+        symbol: stream.symbol,
+        timeframe: stream.timeframe,
+        ...(stream.from === undefined ? {} : { from: stream.from }),
+        ...(stream.to === undefined ? {} : { to: stream.to }),
+        purpose: command,
+        onProgress: progress.report
+      })
+      .pipe(
+        Effect.ensuring(progress.finish),
+        Effect.onInterrupt(() => summary({ command, status: "interrupted", symbol: stream.symbol, timeframe: stream.timeframe, seconds: seconds() })),
+        Effect.either
+      )
+    if (outcome._tag === "Left") {
+      yield* summary({ command, status: "failed", symbol: stream.symbol, timeframe: stream.timeframe, error: outcome.left.message, seconds: seconds() })
+      return yield* Effect.fail(outcome.left)
+    }
+    const report: RunReport = outcome.right
+    yield* Console.log(
+      report.upToDate
+        ? `${report.symbol} ${report.timeframe} is up to date (watermark at ${new Date(report.from).toISOString()})`
+        : `${report.symbol} ${report.timeframe} ${new Date(report.from).toISOString()} → ${new Date(report.to).toISOString()}: ` +
+            `${report.fetched} bars fetched, ${report.stored} stored, ${report.unchanged} unchanged, ${report.rejected} rejected, ` +
+            `${report.requests} requests (${report.retries} retries) in ${seconds()} s`
+    )
+    yield* summary({
+      command,
+      status: "ok",
+      symbol: report.symbol,
+      timeframe: report.timeframe,
+      from: new Date(report.from).toISOString(),
+      to: new Date(report.to).toISOString(),
+      up_to_date: report.upToDate,
+      fetched: report.fetched,
+      stored: report.stored,
+      unchanged: report.unchanged,
+      rejected: report.rejected,
+      pages: report.pages,
+      requests: report.requests,
+      retries: report.retries,
+      seconds: seconds()
+    })
+  })
+
+const backfillCommand = Command.make(
+  "backfill",
+  {
+    ...streamOptions,
+    from: Options.text("from").pipe(Options.optional, Options.withDescription("first bar (default: the watermark, else BACKFILL_FROM)")),
+    to: Options.text("to").pipe(Options.optional, Options.withDescription("end, exclusive (default: the last closed bar)"))
+  },
+  (input) => runStream("backfill", input)
+).pipe(Command.withDescription("Download a stream's history from Massive; resumes from the watermark after any stop."))
+
+const syncCommand = Command.make("sync", streamOptions, (input) => runStream("sync", { ...input, from: Option.none(), to: Option.none() })).pipe(
+  Command.withDescription("One incremental pass: from the watermark to the last closed bar.")
+)
+
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })
-
-/** The application's layers, composed once. */
-const appLayer = (config: AppConfigShape) => {
-  const configLayer = Layer.succeed(AppConfig, config)
-  return CandleStore.Default.pipe(Layer.provideMerge(DatabaseLive), Layer.provideMerge(configLayer))
-}
 
 /** One line for a person on stderr; a failure never prints a stack trace. */
 const describeFailure = (cause: Cause.Cause<unknown>): string => {

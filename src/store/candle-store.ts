@@ -211,6 +211,10 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
         Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toBar))
       )
 
-    return { upsertPage, refreshAggregates, range, lastBar } as const
+    /** The stored bars just before `before`, oldest first: the history a page's outlier check starts from. */
+    const barsBefore = (symbol: string, timeframe: Timeframe, before: number, count: number) =>
+      select({ symbol, timeframe, from: 0, to: before, limit: count }, "DESC").pipe(Effect.map((rows) => rows.map(toBar).reverse()))
+
+    return { upsertPage, refreshAggregates, range, lastBar, barsBefore } as const
   })
 }) {}

@@ -5,8 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AppConfig, type AppConfigShape } from "../../src/config.ts"
-import { CandleStore } from "../../src/store/candle-store.ts"
-import { DatabaseLive } from "../../src/store/database.ts"
+import { appLayer } from "../../src/app-layer.ts"
 
 export type DatabaseKind = "embedded" | "server"
 
@@ -37,13 +36,8 @@ if (!serverAvailable) {
   )
 }
 
-/** The application's store layers, composed once for tests, over a fresh database of the given kind. */
-export const storeLayer = (config: AppConfigShape) =>
-  CandleStore.Default.pipe(
-    Layer.provideMerge(DatabaseLive),
-    Layer.provideMerge(Layer.succeed(AppConfig, config)),
-    Layer.provideMerge(Logger.minimumLogLevel(LogLevel.Warning))
-  )
+/** The application's layers over a fresh database of the given kind, quiet below warnings. */
+export const storeLayer = (config: AppConfigShape) => appLayer(config).pipe(Layer.provideMerge(Logger.minimumLogLevel(LogLevel.Warning)))
 
 export interface TestDatabase {
   readonly kind: DatabaseKind

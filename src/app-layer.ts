@@ -1,0 +1,22 @@
+import { FetchHttpClient } from "@effect/platform"
+import { Layer } from "effect"
+import { AppConfig, type AppConfigShape } from "./config.ts"
+import { Backfill } from "./pipeline/backfill.ts"
+import { Ingest } from "./pipeline/ingest.ts"
+import { MassiveClient } from "./sources/massive/client.ts"
+import { CandleStore } from "./store/candle-store.ts"
+import { DatabaseLive } from "./store/database.ts"
+import { QuarantineRepo } from "./store/quarantine-repo.ts"
+import { SyncRepo } from "./store/sync-repo.ts"
+
+/** Every service of the application over one configuration: composed here once, for main.ts and the tests. */
+export const appLayer = (config: AppConfigShape) =>
+  Backfill.Default.pipe(
+    Layer.provideMerge(Ingest.Default),
+    Layer.provideMerge(Layer.mergeAll(MassiveClient.Default, CandleStore.Default, SyncRepo.Default, QuarantineRepo.Default)),
+    Layer.provideMerge(DatabaseLive),
+    Layer.provideMerge(FetchHttpClient.layer),
+    Layer.provideMerge(Layer.succeed(AppConfig, config))
+  )
+
+export type AppServices = Layer.Layer.Success<ReturnType<typeof appLayer>>

@@ -1,0 +1,90 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Option } from "effect"
+import type { Timeframe } from "../domain/timeframe.ts"
+
+export type FetchPurpose = "backfill" | "sync" | "gap_fill" | "verify" | "import" | "compare"
+export type StreamStatus = "starting" | "backfilling" | "live" | "degraded" | "failed" | "stopped"
+
+export interface FetchRecord {
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  readonly purpose: FetchPurpose
+  /** The range asked for: [from, to), Unix ms. */
+  readonly from: number
+  readonly to: number
+  readonly barsReceived: number
+  readonly requestId: string | null
+  readonly status: "ok" | "empty" | "error"
+  readonly httpStatus: number | null
+  readonly error: string | null
+}
+
+export interface StreamState {
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  readonly status: StreamStatus
+  readonly watermark: number | null
+  readonly lastSuccessAt: number | null
+  readonly lastError: string | null
+  readonly consecutiveFailures: number
+  readonly barsStored: number
+}
+
+/** The sync bookkeeping: `sync_state` (where each stream is) and `fetch_log` (every range asked, and what came back). */
+export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    const state = (symbol: string, timeframe: Timeframe) =>
+      sql<{
+        status: StreamStatus
+        watermark: Date | null
+        last_success_at: Date | null
+        last_error: string | null
+        consecutive_failures: number
+        bars_stored: number
+      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored
+         FROM sync_state WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(
+        Effect.map((rows) =>
+          Option.map(Option.fromNullable(rows[0]), (row): StreamState => ({
+            symbol,
+            timeframe,
+            status: row.status,
+            watermark: row.watermark?.getTime() ?? null,
+            lastSuccessAt: row.last_success_at?.getTime() ?? null,
+            lastError: row.last_error,
+            consecutiveFailures: row.consecutive_failures,
+            barsStored: row.bars_stored
+          }))
+        )
+      )
+
+    /** Every bar before the watermark has been asked for and stored. It only moves forward. */
+    const advance = (input: { readonly symbol: string; readonly timeframe: Timeframe; readonly watermark: number; readonly barsStored: number }) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, watermark, bars_stored, last_success_at, consecutive_failures, last_error, updated_at)
+          VALUES (${input.symbol}, ${input.timeframe}, ${new Date(input.watermark)}, ${input.barsStored}, now(), 0, NULL, now())
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET
+            watermark = GREATEST(sync_state.watermark, excluded.watermark),
+            bars_stored = sync_state.bars_stored + excluded.bars_stored,
+            last_success_at = now(), consecutive_failures = 0, last_error = NULL, updated_at = now()`.pipe(Effect.asVoid)
+
+    const setStatus = (symbol: string, timeframe: Timeframe, status: StreamStatus) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, status) VALUES (${symbol}, ${timeframe}, ${status})
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET status = excluded.status, updated_at = now()`.pipe(Effect.asVoid)
+
+    /** `error` must already be redacted: it is shown on the status page. */
+    const recordFailure = (symbol: string, timeframe: Timeframe, error: string) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, last_error, consecutive_failures) VALUES (${symbol}, ${timeframe}, ${error}, 1)
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET last_error = excluded.last_error,
+            consecutive_failures = sync_state.consecutive_failures + 1, updated_at = now()`.pipe(Effect.asVoid)
+
+    const logFetch = (record: FetchRecord) =>
+      sql`INSERT INTO fetch_log (symbol, timeframe, purpose, range_from, range_to, bars_received, request_id, status, http_status, error)
+          VALUES (${record.symbol}, ${record.timeframe}, ${record.purpose}, ${new Date(record.from)}, ${new Date(record.to)},
+                  ${record.barsReceived}, ${record.requestId}, ${record.status}, ${record.httpStatus}, ${record.error})`.pipe(
+        Effect.asVoid
+      )
+
+    return { state, advance, setStatus, recordFailure, logFetch } as const
+  })
+}) {}

@@ -1,4 +1,4 @@
-import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, ConfigProvider, Context, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
 import { defaultSymbols, InstrumentClass, SymbolSpec } from "./domain/symbol.ts"
 
 /**
@@ -175,5 +175,9 @@ export const describeConfigError = (error: ConfigError.ConfigError): string => {
   return `invalid configuration: ${lines.join("; ")}`
 }
 
+/** The environment, where a variable set to "" counts as unset (compose writes `${MASSIVE_API_KEY:-}` that way). */
+const environment = () =>
+  ConfigProvider.fromMap(new Map(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1].trim() !== "")))
+
 /** Fails start-up with the one-line description, never a stack trace. */
-export const loadConfig = Effect.mapError(settings, describeConfigError)
+export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.mapError(settings, describeConfigError), environment()))

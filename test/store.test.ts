@@ -181,6 +181,20 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
       Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM schema_migrations`)
     )
     expect(row!.n).toBe(migrations.length)
+    // A reopened database must still take writes and refresh its rollups (PGlite needs TimescaleDB loaded again).
+    const later = walk("GBPUSD", monday + 7 * day, 120)
+    const written = await db.run(
+      CandleStore.use((s) =>
+        Effect.tap(s.upsertPage({ symbol: "GBPUSD", timeframe: "M1", source: "massive", candles: later }), () =>
+          s.refreshAggregates("GBPUSD", { from: later[0]!.ts, to: later.at(-1)!.ts + minute })
+        )
+      )
+    )
+    expect(written.inserted).toBe(120)
+    const hours = await db.run(
+      CandleStore.use((s) => s.range({ symbol: "GBPUSD", timeframe: "H1", from: monday + 7 * day, to: monday + 8 * day, limit: 10 }))
+    )
+    expect(hours.map((h) => h.bars)).toEqual([60, 60])
   })
 
   test("a changed, already-applied migration stops start-up with a clear message", async () => {

@@ -20,7 +20,9 @@ export const makeEmbeddedClient = (dataDir: string) =>
         try: async () => {
           mkdirSync(dataDir, { recursive: true })
           const pg = await PGlite.create({ dataDir, extensions: { timescaledb } })
-          await pg.exec("SET TIME ZONE 'UTC'")
+          // PGlite has no shared_preload_libraries: without an explicit LOAD before the first statement, a
+          // reopened database runs without TimescaleDB's hooks and every write to a hypertable fails.
+          await pg.exec("LOAD 'timescaledb'; SET TIME ZONE 'UTC'")
           return pg
         },
         catch: (cause) => new SqlError({ cause, message: `Failed to open the embedded database in ${dataDir}` })

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, HashMap, Logger, Option, Redacted, TestClock, TestContext } from "effect"
+import { Chunk, Clock, Effect, Fiber, HashMap, Logger, Option, Redacted, TestClock, TestContext } from "effect"
 import type { Candle } from "../src/domain/candle.ts"
 import { Backfill, StreamFetchFailed } from "../src/pipeline/backfill.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
@@ -20,16 +20,21 @@ afterEach(async () => {
 })
 
 /** A fake vendor and a fresh database whose configuration points at it (paid plan: no per-minute wait). */
-const setup = async (kind: "embedded" | "server", fakeOptions: Omit<MassiveFakeOptions, "apiKeys"> & { apiKeys?: ReadonlyArray<string> }, key = apiKey) => {
+const setup = async (
+  kind: "embedded" | "server",
+  fakeOptions: Omit<MassiveFakeOptions, "apiKeys"> & { apiKeys?: ReadonlyArray<string> },
+  key = apiKey,
+  vendor: { readonly plan: "free" | "paid"; readonly timeoutSeconds: number } = { plan: "paid", timeoutSeconds: 5 }
+) => {
   const fake = startMassiveFake({ apiKeys: [apiKey], ...fakeOptions })
   const db = await createTestDatabase(kind, {
     massive: {
       apiKey: Option.some(Redacted.make(key)),
       baseUrl: fake.baseUrl,
-      plan: "paid",
+      plan: vendor.plan,
       requestsPerMinute: Option.none(),
       maxConcurrency: 4,
-      timeoutSeconds: 5
+      timeoutSeconds: vendor.timeoutSeconds
     }
   })
   cleanups.push(async () => {
@@ -162,6 +167,56 @@ describe.each(databaseKinds)("ingest pipeline on the %s database", (kind) => {
     const stored = await storedBars(db, "EURUSD")
     expect(stored.length).toBe(56)
     expect(stored.some((b) => b.high === 1.5)).toBe(false)
+  })
+
+  test("a free-plan backfill of three symbols at once never draws a 429 from a vendor enforcing 5 requests a minute", async () => {
+    const symbols = ["EURUSD", "GBPUSD", "USDJPY"] as const
+    const start = Date.parse("2021-01-04T00:00:00Z")
+    const end = Date.parse("2021-05-01T00:00:00Z")
+    // A few bars a week: enough for every monthly request window to carry some.
+    const sparse = Array.from({ length: 60 }, (_, i): Candle => {
+      const ts = start + i * 2 * 24 * 3_600_000
+      return { ts, open: 1.2, high: 1.2002, low: 1.1999, close: 1.2001, volume: 3, vwap: null, trades: null }
+    })
+    const startedAt = Date.parse("2021-06-01T00:00:00Z")
+    // The vendor judges its window by the very clock the limiter waits on: the test's TestClock, read directly.
+    let vendorClock: () => number = () => startedAt
+    const { fake, db } = await setup(
+      kind,
+      {
+        bars: new Map(symbols.map((s) => [`C:${s}`, sparse])),
+        rateLimit: { requestsPerMinute: 5, sendRetryAfter: true },
+        now: () => vendorClock()
+      },
+      apiKey,
+      // Request timeouts far beyond the limiter's waits, so moving the clock never times a request out.
+      { plan: "free", timeoutSeconds: 100_000 }
+    )
+    const program = Effect.gen(function* () {
+      yield* TestClock.setTime(startedAt)
+      const clock = yield* Effect.clock
+      vendorClock = () => clock.unsafeCurrentTimeMillis()
+      const backfill = yield* Backfill
+      const work = yield* Effect.fork(
+        Effect.forEach(symbols, (symbol) => backfill.run({ symbol, timeframe: "M1", from: start, to: end }), { concurrency: "unbounded" })
+      )
+      // Move the clock to the next wake-up only when some fiber waits on it; otherwise let real I/O run.
+      for (;;) {
+        const done = yield* Fiber.poll(work)
+        if (Option.isSome(done)) return yield* Fiber.join(work)
+        const now = yield* Clock.currentTimeMillis
+        const wakeUps = Chunk.toReadonlyArray(yield* TestClock.sleeps()).filter((at) => at - now <= 120_000)
+        if (wakeUps.length > 0) yield* TestClock.setTime(Math.min(...wakeUps))
+        else yield* Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
+      }
+    })
+    const reports = await db.run(Effect.provide(program, TestContext.TestContext))
+    const inRange = sparse.filter((b) => b.ts < end).length
+    expect(fake.requests.filter((r) => r.status === 429)).toEqual([])
+    expect(reports.map((r) => [r.symbol, r.fetched, r.retries])).toEqual(symbols.map((s) => [s, inRange, 0]))
+    // 3 symbols × 4 monthly windows = 12 requests: at 5 a minute that takes more than two minutes of vendor time.
+    expect(fake.requests.length).toBe(12)
+    expect(vendorClock() - startedAt).toBeGreaterThanOrEqual(120_000)
   })
 
   test("incremental sync goes from the watermark to the last closed bar, and is a no-op without a request when up to date", async () => {

@@ -25,6 +25,8 @@ export interface MassiveFakeOptions {
   readonly status?: "OK" | "DELAYED"
   /** Requests admitted in any sliding 60 s (real time); more get a 429. */
   readonly rateLimit?: { readonly requestsPerMinute: number; readonly sendRetryAfter: boolean }
+  /** The clock the per-minute window is judged by (default the wall clock); a test driving TestClock passes its time. */
+  readonly now?: () => number
   /** Seconds sent in `Retry-After` by the `"429-retry-after"` fault (default 1). */
   readonly retryAfterSeconds?: number
   /** How long a `"slow"` answer takes (default 10 s). */
@@ -218,7 +220,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     if (fault === "429") return vendorError(429, rateLimitBody)
     if (fault === "429-retry-after") return vendorError(429, rateLimitBody, { "retry-after": String(options.retryAfterSeconds ?? 1) })
     if (!authorized(request, url)) return vendorError(401, "Unknown API Key")
-    return rateLimited(Date.now()) ?? aggregates(url, fault)
+    return rateLimited((options.now ?? Date.now)()) ?? aggregates(url, fault)
   }
 
   const server = Bun.serve({

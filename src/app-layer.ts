@@ -8,10 +8,12 @@ import { CandleStore } from "./store/candle-store.ts"
 import { DatabaseLive } from "./store/database.ts"
 import { QuarantineRepo } from "./store/quarantine-repo.ts"
 import { SyncRepo } from "./store/sync-repo.ts"
+import { StreamEvents } from "./supervisor/events.ts"
+import { StreamControl } from "./supervisor/stream-loop.ts"
 
 /** Every service of the application over one configuration: composed here once, for main.ts and the tests. */
 export const appLayer = (config: AppConfigShape) =>
-  Backfill.Default.pipe(
+  Layer.mergeAll(Backfill.Default, StreamEvents.Default, StreamControl.Default).pipe(
     Layer.provideMerge(Ingest.Default),
     Layer.provideMerge(Layer.mergeAll(MassiveClient.Default, CandleStore.Default, SyncRepo.Default, QuarantineRepo.Default)),
     Layer.provideMerge(DatabaseLive),

@@ -1,4 +1,5 @@
-import { Config, ConfigError, ConfigProvider, Context, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, ConfigProvider, Context, Cron, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { StreamList, type StreamKey } from "./domain/stream.ts"
 import { defaultSymbols, InstrumentClass, SymbolSpec } from "./domain/symbol.ts"
 
 /**
@@ -73,6 +74,9 @@ const SymbolList = Schema.String.pipe(
   })
 )
 
+/** A cron expression with seconds (`sec min hour day month weekday`), checked by Effect's own parser. */
+const CronText = Schema.String.pipe(Schema.filter((text) => Either.isRight(Cron.parse(text))))
+
 /** Every setting of the service, with its default written once, here. */
 export const settings = Config.all({
   databaseUrl: Config.option(secret("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL")),
@@ -95,6 +99,22 @@ export const settings = Config.all({
     maxConcurrency: setting("MASSIVE_MAX_CONCURRENCY", PositiveInt, "a positive integer").pipe(Config.withDefault(4)),
     timeoutSeconds: setting("MASSIVE_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
   }),
+  /** The streams the supervisor keeps current; default every configured symbol at M1. */
+  streams: Config.option(setting("STREAMS", StreamList, "SYMBOL:TIMEFRAME entries separated by commas, e.g. EURUSD:M1,XAUUSD:D1")),
+  supervisor: Config.all({
+    /** Overrides when M1 streams sync; other timeframes sync a few seconds after their own close. */
+    syncCron: Config.option(setting("SYNC_CRON", CronText, "a cron expression with seconds, e.g. \"5 * * * * *\"")),
+    syncDelaySeconds: setting("SYNC_DELAY_SECONDS", Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 59)), "whole seconds 0-59").pipe(
+      Config.withDefault(5)
+    ),
+    gapScanCron: setting("GAP_SCAN_CRON", CronText, "a cron expression with seconds").pipe(Config.withDefault("0 30 22 * * *")),
+    verifyCron: setting("VERIFY_CRON", CronText, "a cron expression with seconds").pipe(Config.withDefault("0 15 23 * * *")),
+    verifyDays: setting("VERIFY_DAYS", PositiveInt, "a positive number of days").pipe(Config.withDefault(3)),
+    runnerHost: setting("RUNNER_HOST", Schema.NonEmptyString, "a host name or address").pipe(Config.withDefault("127.0.0.1")),
+    runnerPort: setting("RUNNER_PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(34431)),
+    shardLockRefreshSeconds: setting("SHARD_LOCK_REFRESH_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
+    shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20))
+  }),
   /** Where a backfill starts when a stream has no watermark; unset = ten years before now. */
   backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant"))
 })
@@ -107,8 +127,26 @@ export interface AppConfigShape {
   readonly dayBoundary: DayBoundary
   readonly symbols: ReadonlyArray<SymbolSpec>
   readonly massive: MassiveSettings
+  readonly streams: Option.Option<ReadonlyArray<StreamKey>>
+  readonly supervisor: SupervisorSettings
   readonly backfillFrom: Option.Option<number>
 }
+
+export interface SupervisorSettings {
+  readonly syncCron: Option.Option<string>
+  readonly syncDelaySeconds: number
+  readonly gapScanCron: string
+  readonly verifyCron: string
+  readonly verifyDays: number
+  readonly runnerHost: string
+  readonly runnerPort: number
+  readonly shardLockRefreshSeconds: number
+  readonly shardLockExpirationSeconds: number
+}
+
+/** The streams to keep: STREAMS, else every configured symbol at M1. */
+export const configuredStreams = (config: AppConfigShape): ReadonlyArray<StreamKey> =>
+  Option.getOrElse(config.streams, () => config.symbols.map((s) => ({ symbol: s.symbol, timeframe: "M1" as const })))
 
 export interface MassiveSettings {
   readonly apiKey: Option.Option<Redacted.Redacted<string>>
@@ -143,6 +181,18 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       requestsPerMinute: Option.none(),
       maxConcurrency: 4,
       timeoutSeconds: 30
+    },
+    streams: Option.none(),
+    supervisor: {
+      syncCron: Option.none(),
+      syncDelaySeconds: 5,
+      gapScanCron: "0 30 22 * * *",
+      verifyCron: "0 15 23 * * *",
+      verifyDays: 3,
+      runnerHost: "127.0.0.1",
+      runnerPort: 34431,
+      shardLockRefreshSeconds: 5,
+      shardLockExpirationSeconds: 20
     },
     backfillFrom: Option.none(),
     ...overrides

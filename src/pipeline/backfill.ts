@@ -35,6 +35,8 @@ export interface RunTotals {
   /** Bars written (new or changed). */
   readonly stored: number
   readonly unchanged: number
+  /** Bars that were stored before and came back with other values. */
+  readonly changed: number
   readonly rejected: number
   readonly pages: number
   readonly requests: number
@@ -58,6 +60,8 @@ export interface RunRequest {
   /** End (exclusive); capped at the last closed bar. */
   readonly to?: number
   readonly purpose?: FetchPurpose
+  /** Ask again for [from, to) whatever the watermark says, and leave the watermark alone (re-verification). */
+  readonly refetch?: boolean
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
 }
 
@@ -114,10 +118,10 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
         const state = yield* syncRepo.state(symbol, timeframe)
         const watermark = Option.flatMap(state, (s) => Option.fromNullable(s.watermark))
         const requested = floorTo(request.from ?? defaultStart, timeframe)
-        const start = Option.match(watermark, { onNone: () => requested, onSome: (w) => Math.max(w, requested) })
+        const start = request.refetch ? requested : Option.match(watermark, { onNone: () => requested, onSome: (w) => Math.max(w, requested) })
         const purpose = request.purpose ?? "backfill"
 
-        const totals = { fetched: 0, stored: 0, unchanged: 0, rejected: 0, pages: 0, requests: 0, retries: 0 }
+        const totals = { fetched: 0, stored: 0, unchanged: 0, changed: 0, rejected: 0, pages: 0, requests: 0, retries: 0 }
         const report = (upToDate: boolean): RunReport => ({ symbol, timeframe, from: start, to: end, upToDate, ...totals })
         if (start >= end) return report(true)
 
@@ -156,12 +160,13 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
               candles: page.candles,
               requestId: page.requestId,
               httpStatus: page.status,
-              advanceTo
+              advanceTo: request.refetch ? null : advanceTo
             })
             totals.pages += 1
             totals.fetched += written.received
             totals.stored += written.inserted + written.updated
             totals.unchanged += written.unchanged
+            totals.changed += written.updated
             totals.rejected += written.rejected
             if (request.onProgress) {
               yield* request.onProgress({ symbol, timeframe, from: start, to: end, reached: advanceTo, ...totals })

@@ -28,6 +28,8 @@ export interface StreamState {
   readonly lastError: string | null
   readonly consecutiveFailures: number
   readonly barsStored: number
+  /** The runner running the stream's loop (host:port), as it last said. */
+  readonly owner: string | null
 }
 
 /** The sync bookkeeping: `sync_state` (where each stream is) and `fetch_log` (every range asked, and what came back). */
@@ -43,7 +45,8 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         last_error: string | null
         consecutive_failures: number
         bars_stored: number
-      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored
+        owner: string | null
+      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner
          FROM sync_state WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(
         Effect.map((rows) =>
           Option.map(Option.fromNullable(rows[0]), (row): StreamState => ({
@@ -54,7 +57,8 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
             lastSuccessAt: row.last_success_at?.getTime() ?? null,
             lastError: row.last_error,
             consecutiveFailures: row.consecutive_failures,
-            barsStored: row.bars_stored
+            barsStored: row.bars_stored,
+            owner: row.owner
           }))
         )
       )
@@ -68,9 +72,11 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
             bars_stored = sync_state.bars_stored + excluded.bars_stored,
             last_success_at = now(), consecutive_failures = 0, last_error = NULL, updated_at = now()`.pipe(Effect.asVoid)
 
-    const setStatus = (symbol: string, timeframe: Timeframe, status: StreamStatus) =>
-      sql`INSERT INTO sync_state (symbol, timeframe, status) VALUES (${symbol}, ${timeframe}, ${status})
-          ON CONFLICT (symbol, timeframe) DO UPDATE SET status = excluded.status, updated_at = now()`.pipe(Effect.asVoid)
+    /** `owner` is the runner running the stream's loop; kept when not given. */
+    const setStatus = (symbol: string, timeframe: Timeframe, status: StreamStatus, owner: string | null = null) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, status, owner) VALUES (${symbol}, ${timeframe}, ${status}, ${owner})
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET status = excluded.status,
+            owner = COALESCE(excluded.owner, sync_state.owner), updated_at = now()`.pipe(Effect.asVoid)
 
     /** `error` must already be redacted: it is shown on the status page. */
     const recordFailure = (symbol: string, timeframe: Timeframe, error: string) =>

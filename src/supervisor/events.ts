@@ -1,0 +1,27 @@
+import { Clock, Effect, PubSub } from "effect"
+import type { StreamStatus } from "../store/sync-repo.ts"
+
+/** What the supervisor tells the outside world about its streams (the HTTP API's live feed). */
+export type StreamEvent =
+  | { readonly type: "state"; readonly stream: string; readonly status: StreamStatus; readonly at: number; readonly error?: string }
+  | {
+      readonly type: "page"
+      readonly stream: string
+      readonly at: number
+      readonly fetched: number
+      readonly stored: number
+      readonly rejected: number
+      readonly watermark: number
+    }
+  | { readonly type: "restart"; readonly stream: string; readonly at: number; readonly delayMillis: number; readonly error: string }
+  | { readonly type: "job"; readonly job: string; readonly at: number; readonly detail: string }
+
+/** An in-process hub: each instance publishes its own streams' events; slow readers lose the oldest, never block a stream. */
+export class StreamEvents extends Effect.Service<StreamEvents>()("Supervisor/StreamEvents", {
+  scoped: Effect.gen(function* () {
+    const hub = yield* Effect.acquireRelease(PubSub.sliding<StreamEvent>(1024), PubSub.shutdown)
+    const publish = (event: StreamEvent) => PubSub.publish(hub, event).pipe(Effect.asVoid)
+    const now = Clock.currentTimeMillis
+    return { publish, now, subscribe: PubSub.subscribe(hub) } as const
+  })
+}) {}

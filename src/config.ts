@@ -230,4 +230,10 @@ const environment = () =>
   ConfigProvider.fromMap(new Map(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1].trim() !== "")))
 
 /** Fails start-up with the one-line description, never a stack trace. */
-export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.mapError(settings, describeConfigError), environment()))
+export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.mapError(settings, describeConfigError), environment())).pipe(
+  Effect.filterOrFail(
+    (config) => Option.getOrElse(config.streams, () => []).every((stream) => config.symbols.some((s) => s.symbol === stream.symbol)),
+    (config) =>
+      `invalid configuration: STREAMS names a symbol that SYMBOLS does not configure (configured: ${config.symbols.map((s) => s.symbol).join(", ")})`
+  )
+)

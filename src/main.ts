@@ -7,6 +7,8 @@ import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
 import { progressReporter } from "./progress.ts"
+import { ClusterLive } from "./supervisor/cluster.ts"
+import { SupervisorLive } from "./supervisor/supervisor.ts"
 import { DatabaseInfo } from "./store/database.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
@@ -22,6 +24,7 @@ const serve = Command.make("serve", {}, () =>
         `, migrations at ${info.migrationLevel}`
     )
     yield* serveHttp
+    yield* Layer.build(SupervisorLive.pipe(Layer.provide(ClusterLive)))
     // Runs until SIGINT/SIGTERM interrupts it; the scope then stops the server and closes the database.
     yield* Effect.never.pipe(
       Effect.onInterrupt(() => summary({ command: "serve", status: "stopped", uptime_s: Math.round((Date.now() - started) / 1000) }))
@@ -193,5 +196,19 @@ const program = Effect.gen(function* () {
       : Effect.void
   )
 )
+
+// The first SIGINT/SIGTERM interrupts the program (the current page commits or rolls back, streams are handed
+// over, the database closes); a second one, or 10 s without finishing, exits at once.
+let signals = 0
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    signals += 1
+    if (signals > 1) process.exit(130)
+    setTimeout(() => {
+      console.error("candlekeep: shutdown took longer than 10 s; exiting")
+      process.exit(1)
+    }, 10_000).unref()
+  })
+}
 
 BunRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true })

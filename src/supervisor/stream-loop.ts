@@ -19,6 +19,13 @@ export type StreamCommand =
 export class StreamControl extends Effect.Service<StreamControl>()("Supervisor/StreamControl", {
   effect: Effect.gen(function* () {
     const mailboxes = yield* Ref.make(new Map<string, Queue.Queue<StreamCommand>>())
+    // Streams whose loop runs on this instance right now: a command for any other would wait for nobody.
+    const running = yield* Ref.make(new Set<string>())
+    const register = (name: string) =>
+      Effect.acquireRelease(
+        Ref.update(running, (set) => new Set(set).add(name)),
+        () => Ref.update(running, (set) => new Set([...set].filter((n) => n !== name)))
+      )
     const mailbox = (name: string) =>
       Effect.gen(function* () {
         const known = (yield* Ref.get(mailboxes)).get(name)
@@ -30,11 +37,14 @@ export class StreamControl extends Effect.Service<StreamControl>()("Supervisor/S
     /** Hands a command to the stream's loop and waits for its answer. */
     const send = <A>(name: string, make: (done: Deferred.Deferred<A, StreamRequestFailed>) => StreamCommand) =>
       Effect.gen(function* () {
+        if (!(yield* Ref.get(running)).has(name)) {
+          return yield* new StreamRequestFailed({ stream: name, message: `${name} does not run on this instance now (starting or moving): try again shortly` })
+        }
         const done = yield* Deferred.make<A, StreamRequestFailed>()
         yield* Queue.offer(yield* mailbox(name), make(done))
         return yield* Deferred.await(done)
       })
-    return { mailbox, send } as const
+    return { mailbox, send, register } as const
   })
 }) {}
 
@@ -58,6 +68,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
     const control = yield* StreamControl
     const name = streamName(stream)
     const mailbox = yield* control.mailbox(name)
+    yield* control.register(name)
     const cronText =
       stream.timeframe === "M1"
         ? Option.getOrElse(config.supervisor.syncCron, () => defaultSyncCron("M1", config.supervisor.syncDelaySeconds))
@@ -171,7 +182,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
       yield* Effect.sleep(delay)
       next = "catch-up"
     }
-  }).pipe(Effect.annotateLogs({ service: "Supervisor", stream: streamName(stream) }))
+  }).pipe(Effect.scoped, Effect.annotateLogs({ service: "Supervisor", stream: streamName(stream) }))
 
 /** Publishes each stored page as an event. */
 const backfillProgress = (name: string, events: StreamEvents) => (p: { fetched: number; stored: number; rejected: number; reached: number }) =>

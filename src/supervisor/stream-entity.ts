@@ -2,6 +2,7 @@ import { Entity } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import { Effect, Schema } from "effect"
 import type { RunReport } from "../pipeline/backfill.ts"
+import { runnerName } from "./cluster.ts"
 import { sendToStream } from "./stream-loop.ts"
 
 /** A stream's entity id is its singleton's name, so both hash to one shard and live on one runner. */
@@ -25,7 +26,9 @@ export const RunSummary = Schema.Struct({
   rejected: Schema.Number,
   pages: Schema.Number,
   requests: Schema.Number,
-  retries: Schema.Number
+  retries: Schema.Number,
+  /** The instance that ran it: the stream's owner, whichever instance was asked. */
+  runner: Schema.String
 })
 
 /**
@@ -38,13 +41,14 @@ export const StreamEntity = Entity.make("Stream", [
   Rpc.make("Retry", { success: Schema.String, error: StreamRequestError })
 ])
 
-const summary = (report: RunReport): typeof RunSummary.Type => ({ ...report })
 
 /** Hands each message to the stream's loop on this instance (the one the cluster placed it on). */
 export const StreamEntityLive = StreamEntity.toLayer(
   Effect.gen(function* () {
     const address = yield* Entity.CurrentAddress
+    const runner = yield* runnerName
     const name = address.entityId.replace(/^stream\//, "")
+    const summary = (report: RunReport): typeof RunSummary.Type => ({ ...report, runner })
     const asRequestError = Effect.mapError((e: { readonly stream: string; readonly message: string }) => new StreamRequestError({ stream: e.stream, message: e.message }))
     return StreamEntity.of({
       SyncNow: () => sendToStream.syncNow(name).pipe(Effect.map(summary), asRequestError),

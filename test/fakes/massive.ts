@@ -44,6 +44,8 @@ export interface LoggedRequest {
   /** Real time of arrival, Unix ms. */
   readonly at: number
   readonly authorizationHeader: boolean
+  /** Which of the accepted keys asked (tests with several instances give each its own key); null if none matched. */
+  readonly apiKey: string | null
   readonly cursor: string | null
   readonly fault: MassiveFault | null
 }
@@ -237,6 +239,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
         status: response.status,
         at: Date.now(),
         authorizationHeader: request.headers.has("authorization"),
+        apiKey: options.apiKeys.find((key) => request.headers.get("authorization") === `Bearer ${key}`) ?? null,
         cursor: url.searchParams.get("cursor"),
         fault
       })

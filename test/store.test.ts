@@ -279,3 +279,37 @@ describe.each(databaseKinds)("rollups of the real EURUSD file on the %s database
     }
   })
 })
+
+describe.each(databaseKinds)("a timeframe with its own stream on the %s database", (kind) => {
+  let db: TestDatabase
+  afterAll(async () => {
+    await db?.close()
+    await db?.drop()
+  })
+
+  test("XAUUSD:D1 answers D1 from the vendor's own daily bars; EURUSD D1 still comes from M1", async () => {
+    db = await createTestDatabase(kind, {
+      streams: Option.some([{ symbol: "XAUUSD", timeframe: "M1" }, { symbol: "XAUUSD", timeframe: "D1" }, { symbol: "EURUSD", timeframe: "M1" }])
+    })
+    const daily: ReadonlyArray<Candle> = [0, 1, 2].map((i) => ({ ts: monday + i * day, open: 1800 + i, high: 1810 + i, low: 1790 + i, close: 1805 + i, volume: 1000, vwap: null, trades: null }))
+    const minutes = walk("XAUUSD", monday, 120)
+    await db.run(
+      CandleStore.use((s) =>
+        Effect.all([
+          s.upsertPage({ symbol: "XAUUSD", timeframe: "D1", source: "massive", candles: daily }),
+          s.upsertPage({ symbol: "XAUUSD", timeframe: "M1", source: "massive", candles: minutes }),
+          s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "massive", candles: walk("EURUSD", monday, 120) }),
+          s.refreshAggregates("XAUUSD", { from: monday, to: monday + 2 * hour }),
+          s.refreshAggregates("EURUSD", { from: monday, to: monday + 2 * hour })
+        ])
+      )
+    )
+    const range = { from: monday, to: monday + 3 * day, limit: 10, timeframe: "D1" as const }
+    const gold = await db.run(CandleStore.use((s) => s.range({ ...range, symbol: "XAUUSD" })))
+    expect(gold.map((b) => [b.ts, b.open, b.close])).toEqual(daily.map((b) => [b.ts, b.open, b.close]))
+    const euro = await db.run(CandleStore.use((s) => s.range({ ...range, symbol: "EURUSD" })))
+    expect(euro.map((b) => b.bars)).toEqual([120])
+    const last = await db.run(CandleStore.use((s) => s.lastBar("XAUUSD", "D1")))
+    expect(Option.map(last, (b) => b.ts)).toEqual(Option.some(monday + 2 * day))
+  })
+})

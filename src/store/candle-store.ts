@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
-import { AppConfig, type DayBoundary } from "../config.ts"
+import { AppConfig, configuredStreams, type DayBoundary } from "../config.ts"
 import type { CandlePage, StoredBar } from "../domain/candle.ts"
 import { ceilTo, floorTo, type Timeframe } from "../domain/timeframe.ts"
 import { DatabaseInfo } from "./database.ts"
@@ -171,7 +171,9 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
       const { symbol, timeframe, limit } = query
       const from = new Date(query.from)
       const to = new Date(query.to)
-      if (timeframe === "H4" || timeframe === "D1") {
+      // A timeframe with a stream of its own answers from the vendor's bars, not from the rollups of M1.
+      const ownStream = timeframe !== "M1" && configuredStreams(config).some((s) => s.symbol === symbol && s.timeframe === timeframe)
+      if (!ownStream && (timeframe === "H4" || timeframe === "D1")) {
         const bucket = bucketExpression(timeframe, query.dayBoundary ?? config.dayBoundary)
         return sql.unsafe<BarRow>(
           `SELECT b AS ts, (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high, min(low) AS low,
@@ -184,7 +186,7 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
           [symbol, from, to, limit]
         )
       }
-      const table = rollupTable[timeframe]
+      const table = ownStream ? undefined : rollupTable[timeframe]
       return table
         ? sql.unsafe<BarRow>(
             `SELECT ts, open, high, low, close, volume, bars::int AS bars FROM ${table}
@@ -198,7 +200,7 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
           )
     }
 
-    /** Bars with open time in [from, to), oldest first; M1 from the raw bars, the rest from the rollups. */
+    /** Bars with open time in [from, to), oldest first: M1 and timeframes with their own stream from the stored bars, the rest from the rollups. */
     const range = (query: RangeQuery) =>
       select(query, "ASC").pipe(
         Effect.map((rows) => rows.map(toBar)),

@@ -163,8 +163,8 @@ const structuralFault = (
   return undefined
 }
 
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
+/** The median of values already sorted ascending. */
+const medianOfSorted = (sorted: ReadonlyArray<number>): number => {
   const middle = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
@@ -173,30 +173,45 @@ interface SpikeCheck {
   readonly limit: number
   readonly jump: number
   readonly side: "high" | "low"
-  readonly explain: string
+  /** Only read when the bar is rejected: building it for every bar costs more than the check. */
+  readonly explain: () => string
 }
 
 const isSpike = (check: SpikeCheck): boolean => check.jump > check.limit
+
+/** Index of the first value ≥ x in an ascending array. */
+const lowerBound = (sorted: ReadonlyArray<number>, x: number): number => {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (sorted[mid]! < x) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
 
 /** How far the bar's extremes reach from `from.close`, and how far they may, given the typical move and elapsed time. */
 const measureJump = (
   bar: Candle,
   from: { readonly ts: number; readonly close: number },
-  ranges: ReadonlyArray<number>,
+  typical: number,
   k: number,
   barMillis: number
 ): SpikeCheck => {
-  const typical = median(ranges)
   const elapsedBars = Math.max(1, Math.abs(bar.ts - from.ts) / barMillis)
   const timeFactor = Math.min(Math.sqrt(elapsedBars), timeFactorCap)
   const base = Math.max(k * typical, floorFraction * from.close)
   const up = bar.high - from.close
   const down = from.close - bar.low
   const [side, jump] = up >= down ? (["high", up] as const) : (["low", down] as const)
-  const basis = k * typical >= floorFraction * from.close
-    ? `${k} × median range ${short(typical)}`
-    : `floor ${floorFraction * 100}% of ${from.close}`
-  return { limit: base * timeFactor, jump, side, explain: `${basis} × time factor ${timeFactor.toFixed(1)}` }
+  const explain = () => {
+    const basis = k * typical >= floorFraction * from.close
+      ? `${k} × median range ${short(typical)}`
+      : `floor ${floorFraction * 100}% of ${from.close}`
+    return `${basis} × time factor ${timeFactor.toFixed(1)}`
+  }
+  return { limit: base * timeFactor, jump, side, explain }
 }
 
 /**
@@ -222,6 +237,8 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
   let digitsTooLow = 0
   let { anchor, shift } = input.state
   const ranges = [...input.state.ranges]
+  // The same ranges kept sorted, so each bar reads the median instead of sorting 50 numbers.
+  const sortedRanges = [...ranges].sort((a, b) => a - b)
 
   for (const raw of page) {
     const open = normalisePrice(raw.open, spec.digits)
@@ -239,15 +256,16 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
     const isForming = now < bar.ts + barMillis
 
     if (anchor !== null && ranges.length >= warmupBars) {
-      const check = measureJump(bar, anchor, ranges, k, barMillis)
+      const typical = medianOfSorted(sortedRanges)
+      const check = measureJump(bar, anchor, typical, k, barMillis)
       if (isSpike(check)) {
-        const run = shift !== null && !isSpike(measureJump(bar, shift, ranges, k, barMillis)) ? shift.bars + 1 : 1
+        const run = shift !== null && !isSpike(measureJump(bar, shift, typical, k, barMillis)) ? shift.bars + 1 : 1
         if (isForming || run < levelShiftBars) {
           rejected.push({
             candle: raw,
             rule: "price_spike",
             detail: `${check.side} ${bar[check.side]} is ${short(check.jump)} from the previous accepted close ${anchor.close} ` +
-              `(${iso(anchor.ts)}); limit ${short(check.limit)} = ${check.explain}`
+              `(${iso(anchor.ts)}); limit ${short(check.limit)} = ${check.explain()}`
           })
           if (!isForming) shift = { ts: bar.ts, close: bar.close, bars: run }
           continue
@@ -267,8 +285,10 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
     const filler = anchor !== null && bar.volume === 0 && bar.high === bar.low && bar.close === anchor.close
     if (anchor === null || (bar.ts > anchor.ts && !filler)) {
       anchor = { ts: bar.ts, close: bar.close }
-      ranges.push(bar.high - bar.low)
-      if (ranges.length > windowBars) ranges.shift()
+      const range = bar.high - bar.low
+      ranges.push(range)
+      sortedRanges.splice(lowerBound(sortedRanges, range), 0, range)
+      if (ranges.length > windowBars) sortedRanges.splice(lowerBound(sortedRanges, ranges.shift()!), 1)
     }
   }
 

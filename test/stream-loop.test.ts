@@ -82,8 +82,9 @@ describe.each(databaseKinds)("a stream's loop on the %s database", (kind) => {
         Effect.gen(function* () {
           yield* advanceUntil(() => statuses(events).includes("live"), { limitMillis: 10_000 })
           const afterCatchUp = fake.requests.length
-          // Three more minutes: three syncs, each a few seconds after the minute.
-          yield* advanceUntil(() => fake.requests.length >= afterCatchUp + 3, { limitMillis: 4 * minute })
+          // Three more minutes: three syncs, each a few seconds after the minute; done when the third page is stored.
+          const thirdSync = t0 - 30_000 + 3 * minute
+          yield* advanceUntil(() => events.some((e) => e.type === "page" && e.watermark >= thirdSync), { limitMillis: 4 * minute })
           const stored = yield* CandleStore.use((s) => s.range({ symbol: "EURUSD", timeframe: "M1", from: dayStart, to: t0 + 10 * minute, limit: 10_000 }))
           const state = yield* SyncRepo.use((r) => r.state("EURUSD", "M1"))
           return { events, afterCatchUp, stored: stored.length, state }

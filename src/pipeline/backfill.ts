@@ -1,9 +1,9 @@
-import { Clock, Data, Effect, Option } from "effect"
+import { Clock, Data, Effect, Option, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
 import type { MassiveError } from "../sources/massive/errors.ts"
-import { MassiveClient, type MassivePageRequest, type RetriedPage } from "../sources/massive/client.ts"
+import { MassiveClient, type MassivePageRequest } from "../sources/massive/client.ts"
 import { SyncRepo, type FetchPurpose } from "../store/sync-repo.ts"
 import { Ingest } from "./ingest.ts"
 
@@ -91,8 +91,8 @@ const tenYears = 10 * 365.25 * 24 * 3_600_000
 
 /**
  * Backfill and incremental sync are one loop: from the watermark (or the requested start) to the last
- * closed bar, window by window, page by page. Each page is stored before the next is asked for, so memory
- * holds one page and a stop at any point resumes from the watermark.
+ * closed bar, window by window, page by page. Pages are stored in order, the next one fetched while the
+ * current one is written, so memory holds two pages and a stop at any point resumes from the watermark.
  */
 export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
   effect: Effect.gen(function* () {
@@ -125,27 +125,44 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
         const report = (upToDate: boolean): RunReport => ({ symbol, timeframe, from: start, to: end, upToDate, ...totals })
         if (start >= end) return report(true)
 
-        for (const window of requestWindows(start, end, timeframe)) {
-          let pageRequest: MassivePageRequest = { symbol, timeframe, from: window.from, to: window.to }
-          for (;;) {
-            const fetched: RetriedPage = yield* client.fetchPageWithRetry(pageRequest).pipe(
-              Effect.tapError((cause) =>
-                ingest
-                  .recordFailedFetch({
-                    symbol,
-                    timeframe,
-                    purpose,
-                    range: window,
-                    requestId: cause._tag === "UnknownSymbol" ? null : cause.requestId,
-                    httpStatus: cause._tag === "UnknownSymbol" ? null : cause.status,
-                    error: cause.message
-                  })
-                  // The vendor's failure is the one to report; a failure to record it is only logged.
-                  .pipe(Effect.catchAllCause((recording) => Effect.logWarning("could not record a failed fetch", recording)))
-              ),
-              Effect.mapError((cause) => new StreamFetchFailed({ symbol, timeframe, from: window.from, to: window.to, cause }))
+        const fetchPage = (window: { from: number; to: number }, pageRequest: MassivePageRequest) =>
+          client.fetchPageWithRetry(pageRequest).pipe(
+            Effect.tapError((cause) =>
+              ingest
+                .recordFailedFetch({
+                  symbol,
+                  timeframe,
+                  purpose,
+                  range: window,
+                  requestId: cause._tag === "UnknownSymbol" ? null : cause.requestId,
+                  httpStatus: cause._tag === "UnknownSymbol" ? null : cause.status,
+                  error: cause.message
+                })
+                // The vendor's failure is the one to report; a failure to record it is only logged.
+                .pipe(Effect.catchAllCause((recording) => Effect.logWarning("could not record a failed fetch", recording)))
+            ),
+            Effect.mapError((cause) => new StreamFetchFailed({ symbol, timeframe, from: window.from, to: window.to, cause })),
+            Effect.map((fetched) => ({ window, ...fetched }))
+          )
+
+        // Every page of every window, in order, following next_url; one page is fetched ahead while the
+        // previous one is written, so memory holds at most two pages.
+        const pages = Stream.fromIterable(requestWindows(start, end, timeframe)).pipe(
+          Stream.flatMap((window) =>
+            Stream.paginateEffect({ symbol, timeframe, from: window.from, to: window.to } as MassivePageRequest, (pageRequest) =>
+              Effect.map(fetchPage(window, pageRequest), (fetched) => [
+                fetched,
+                fetched.page.nextUrl === null
+                  ? Option.none<MassivePageRequest>()
+                  : Option.some<MassivePageRequest>({ ...window, symbol, timeframe, nextUrl: fetched.page.nextUrl })
+              ] as const)
             )
-            const { page, retries } = fetched
+          ),
+          Stream.buffer({ capacity: 1 })
+        )
+
+        yield* Stream.runForEach(pages, ({ window, page, retries }) =>
+          Effect.gen(function* () {
             totals.requests += retries + 1
             totals.retries += retries
             const last = page.candles.at(-1)
@@ -171,10 +188,8 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
             if (request.onProgress) {
               yield* request.onProgress({ symbol, timeframe, from: start, to: end, reached: advanceTo, ...totals })
             }
-            if (page.nextUrl === null) break
-            pageRequest = { ...window, symbol, timeframe, nextUrl: page.nextUrl }
-          }
-        }
+          })
+        )
         return report(false)
       }).pipe(Effect.annotateLogs({ stream: `${request.symbol}:${request.timeframe}` }), Effect.withSpan("Backfill.run"))
 

@@ -3,7 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
 import { join } from "node:path"
 import type { AppConfigShape } from "../src/config.ts"
-import type { Candle } from "../src/domain/candle.ts"
+import { quietBars } from "./support/bars.ts"
 import { ClusterLive } from "../src/supervisor/cluster.ts"
 import { StreamEntity, streamEntityId } from "../src/supervisor/stream-entity.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
@@ -18,16 +18,7 @@ const keys = { a: "runner-a-key", b: "runner-b-key", c: "runner-c-key" }
 // Real time here: the cluster's own timers (lock refresh, expiry) are what is under test.
 const now = Date.now()
 const from = now - (now % minute) - 30 * minute
-const bars: ReadonlyArray<Candle> = Array.from({ length: 180 }, (_, i) => ({
-  ts: from + i * minute,
-  open: 1.2,
-  high: 1.2002,
-  low: 1.1999,
-  close: 1.2001,
-  volume: 2,
-  vwap: null,
-  trades: null
-}))
+const bars = quietBars(from, 180)
 
 /** A runner of the app in this process: the app's layers, the cluster and the supervisor, on its own port. */
 const runnerRuntime = (config: AppConfigShape) =>

@@ -5,6 +5,7 @@ import type { Candle } from "../src/domain/candle.ts"
 import { Backfill, StreamFetchFailed } from "../src/pipeline/backfill.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { SyncRepo } from "../src/store/sync-repo.ts"
+import { quietBars } from "./support/bars.ts"
 import { startMassiveFake, type MassiveFake, type MassiveFakeOptions } from "./fakes/massive.ts"
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
@@ -221,7 +222,7 @@ describe.each(databaseKinds)("ingest pipeline on the %s database", (kind) => {
 
   test("incremental sync goes from the watermark to the last closed bar, and is a no-op without a request when up to date", async () => {
     const start = Date.parse("2021-01-04T10:00:00Z")
-    const bars = Array.from({ length: 180 }, (_, i): Candle => ({ ts: start + i * minute, open: 1.2, high: 1.2002, low: 1.1999, close: 1.2001, volume: 3, vwap: null, trades: null }))
+    const bars = quietBars(start, 180, 3)
     const { fake, db } = await setup(kind, { bars: new Map([["C:EURUSD", bars]]) })
     const program = Effect.gen(function* () {
       const backfill = yield* Backfill

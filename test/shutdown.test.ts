@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, Redacted } from "effect"
 import { join } from "node:path"
-import type { Candle } from "../src/domain/candle.ts"
+import { quietBars } from "./support/bars.ts"
 import { startMassiveFake, type MassiveFake } from "./fakes/massive.ts"
 import { createTestDatabase, requireServer, serverAdminUrl, serverAvailable, type TestDatabase } from "./support/databases.ts"
 
@@ -15,8 +15,6 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!()
 })
 
-const quietBars = (from: number, count: number): ReadonlyArray<Candle> =>
-  Array.from({ length: count }, (_, i) => ({ ts: from + i * minute, open: 1.2, high: 1.2002, low: 1.1999, close: 1.2001, volume: 2, vwap: null, trades: null }))
 
 const freePort = async () => {
   const probe = Bun.serve({ port: 0, fetch: () => new Response() })

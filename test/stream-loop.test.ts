@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { Effect, Fiber, Option, Queue, Redacted, TestClock, TestContext } from "effect"
-import type { Candle } from "../src/domain/candle.ts"
+import { quietBars } from "./support/bars.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { SyncRepo } from "../src/store/sync-repo.ts"
 import { StreamEvents, type StreamEvent } from "../src/supervisor/events.ts"
@@ -16,16 +16,7 @@ const t0 = Date.parse("2021-01-04T10:00:30Z")
 const dayStart = Date.parse("2021-01-04T00:00:00Z")
 
 /** A quiet minute-bar series from midnight until well after the test's clock will go. */
-const bars: ReadonlyArray<Candle> = Array.from({ length: 14 * 60 }, (_, i) => ({
-  ts: dayStart + i * minute,
-  open: 1.2,
-  high: 1.2002,
-  low: 1.1999,
-  close: 1.2001,
-  volume: 2,
-  vwap: null,
-  trades: null
-}))
+const bars = quietBars(dayStart, 14 * 60)
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {

@@ -1,17 +1,7 @@
-import type { Candle } from "../../src/domain/candle.ts"
+import type { Candle, StoredBar } from "../../src/domain/candle.ts"
 
 /** An independent OHLCV aggregation in plain JS, to check the database's rollups against. */
-export interface Bucketed {
-  readonly ts: number
-  readonly open: number
-  readonly high: number
-  readonly low: number
-  readonly close: number
-  readonly volume: number
-  readonly bars: number
-}
-
-export const aggregate = (candles: ReadonlyArray<Candle>, bucketOf: (ts: number) => number): ReadonlyArray<Bucketed> => {
+export const aggregate = (candles: ReadonlyArray<Candle>, bucketOf: (ts: number) => number): ReadonlyArray<StoredBar> => {
   const buckets = new Map<number, { ts: number; open: number; high: number; low: number; close: number; volume: number; bars: number }>()
   for (const c of [...candles].sort((a, b) => a.ts - b.ts)) {
     const key = bucketOf(c.ts)

@@ -8,6 +8,7 @@ import type { Timeframe } from "../src/domain/timeframe.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { DatabaseInfo } from "../src/store/database.ts"
 import { MigrationTampered, migrate, migrations } from "../src/store/migrations.ts"
+import { copyColumns, copyIn, encodeBars } from "../src/store/pg-copy.ts"
 import { aggregate, newYorkClock, newYorkTradingDay, utcBucket } from "./support/aggregate.ts"
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
@@ -83,6 +84,38 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
         SELECT count(*)::int AS n, count(trades)::int AS trades FROM candles WHERE symbol = 'GBPUSD'`)
     )
     expect(row).toEqual({ n: 600, trades: 400 })
+  })
+
+  test("a page into an empty range and one into a filled range store the same values", async () => {
+    const fresh = walk("EURUSD", monday + 20 * day, 500)
+    const page = { symbol: "EURUSD", timeframe: "M1" as const, source: "massive" as const, candles: fresh }
+    expect(await db.run(CandleStore.use((s) => s.upsertPage(page)))).toEqual({ inserted: 500, updated: 0, unchanged: 0 })
+    // Half old, half new: the COPY path must step aside for the upsert.
+    const overlapping = walk("EURUSD", monday + 20 * day + 250 * minute, 500)
+    expect(await db.run(CandleStore.use((s) => s.upsertPage({ ...page, candles: overlapping })))).toEqual({ inserted: 250, updated: 250, unchanged: 0 })
+    const stored = await db.run(CandleStore.use((s) => s.range({ symbol: "EURUSD", timeframe: "M1", from: monday + 20 * day, to: monday + 21 * day, limit: 2000 })))
+    expect(stored.length).toBe(750)
+    const [row] = await db.run(
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ trades: number; vwaps: number }>`
+        SELECT count(trades)::int AS trades, count(vwap)::int AS vwaps FROM candles WHERE symbol = 'EURUSD' AND ts >= ${new Date(monday + 20 * day)}`)
+    )
+    expect(row!.vwaps).toBe(0)
+    expect(row!.trades).toBe(fresh.slice(0, 250).filter((c) => c.trades !== null).length + overlapping.filter((c) => c.trades !== null).length)
+    expect(stored.map((b) => b.close)).toEqual([...fresh.slice(0, 250), ...overlapping].map((c) => c.close))
+  })
+
+  test.if(kind === "server")("the server driver still exposes its connection for COPY (else pages fall back to the upsert)", async () => {
+    const copied = await db.run(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.withTransaction(
+          Effect.zipLeft(
+            copyIn(`COPY candles (${copyColumns}) FROM STDIN (FORMAT binary)`, encodeBars({ symbol: "COPYT", timeframe: "M1", source: "massive" }, walk("COPYT", monday, 3))),
+            Effect.flatMap(SqlClient.SqlClient, (s) => s`DELETE FROM candles WHERE symbol = 'COPYT'`)
+          )
+        )
+      )
+    )
+    expect(copied).toEqual(Option.some(3))
   })
 
   test("a page that repeats a bar keeps the last copy and reports it once", async () => {

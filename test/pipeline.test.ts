@@ -85,6 +85,8 @@ describe.each(databaseKinds)("ingest pipeline on the %s database", (kind) => {
     await expectExactly(db, "XAUUSD", xauusd)
     const state = await db.run(SyncRepo.use((r) => r.state("EURUSD", "M1")))
     expect(Option.map(state, (s) => [s.watermark, s.barsStored])).toEqual(Option.some([to, eurusd.length]))
+    // The watermark is in 2021: the stream trails the wall clock by years.
+    expect(Option.getOrThrow(state).lagSeconds!).toBeGreaterThan((Date.now() - to) / 1000 - 60)
     // Derived timeframes were refreshed page by page: the last hour of data is in H1.
     const lastHour = await db.run(CandleStore.use((s) => s.lastBar("EURUSD", "H1")))
     expect(Option.map(lastHour, (b) => b.ts)).toEqual(Option.some(eurusd.at(-1)!.ts - (eurusd.at(-1)!.ts % 3_600_000)))

@@ -104,7 +104,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
     expect(stored.map((b) => b.close)).toEqual([...fresh.slice(0, 250), ...overlapping].map((c) => c.close))
   })
 
-  test.if(kind === "server")("the server driver still exposes its connection for COPY (else pages fall back to the upsert)", async () => {
+  test("COPY is used where the driver exposes its connection (the server) and declined elsewhere (PGlite)", async () => {
     const copied = await db.run(
       Effect.flatMap(SqlClient.SqlClient, (sql) =>
         sql.withTransaction(
@@ -115,7 +115,8 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
         )
       )
     )
-    expect(copied).toEqual(Option.some(3))
+    // On the server this pins an internal of @effect/sql-pg: if it goes, pages silently take the slower upsert.
+    expect(copied).toEqual(kind === "server" ? Option.some(3) : Option.none())
   })
 
   test("a page that repeats a bar keeps the last copy and reports it once", async () => {

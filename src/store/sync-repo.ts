@@ -30,6 +30,8 @@ export interface StreamState {
   readonly barsStored: number
   /** The runner running the stream's loop (host:port), as it last said. */
   readonly owner: string | null
+  /** How far the watermark trails the clock, in seconds; null before the first stored page. */
+  readonly lagSeconds: number | null
 }
 
 /** The sync bookkeeping: `sync_state` (where each stream is) and `fetch_log` (every range asked, and what came back). */
@@ -46,7 +48,9 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         consecutive_failures: number
         bars_stored: number
         owner: string | null
-      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner
+        lag_seconds: number | null
+      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner,
+                extract(epoch FROM now() - watermark)::float8 AS lag_seconds
          FROM sync_state WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(
         Effect.map((rows) =>
           Option.map(Option.fromNullable(rows[0]), (row): StreamState => ({
@@ -58,7 +62,8 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
             lastError: row.last_error,
             consecutiveFailures: row.consecutive_failures,
             barsStored: row.bars_stored,
-            owner: row.owner
+            owner: row.owner,
+            lagSeconds: row.lag_seconds
           }))
         )
       )

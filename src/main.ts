@@ -1,4 +1,4 @@
-import { Command, Options } from "@effect/cli"
+import { Command, Options, ValidationError } from "@effect/cli"
 import { BunContext, BunRuntime } from "@effect/platform-bun"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
 import { appLayer } from "./app-layer.ts"
@@ -12,7 +12,12 @@ import { SupervisorLive } from "./supervisor/supervisor.ts"
 import { DatabaseInfo } from "./store/database.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
-const summary = (fields: Record<string, unknown>) => Console.log(JSON.stringify(fields))
+let summarised = false
+const summary = (fields: Record<string, unknown>) =>
+  Effect.zipRight(
+    Effect.sync(() => void (summarised = true)),
+    Console.log(JSON.stringify(fields))
+  )
 
 const serve = Command.make("serve", {}, () =>
   Effect.gen(function* () {
@@ -188,9 +193,13 @@ const program = Effect.gen(function* () {
   Effect.onExit((exit) =>
     Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
       ? Effect.sync(() => {
-          // @effect/cli has already printed its own help for a ValidationError.
-          const line = describeFailure(exit.cause)
-          if (!line.startsWith("ValidationError") && !line.includes("_tag")) console.error(`candlekeep: ${line}`)
+          const failure = Cause.failureOption(exit.cause)
+          // @effect/cli has already said what is wrong with the command line, with the usage.
+          const usage = Option.exists(failure, ValidationError.isValidationError)
+          const line = usage ? "invalid command line (see --help)" : describeFailure(exit.cause)
+          if (!usage) console.error(`candlekeep: ${line}`)
+          // Failures no command summarised itself (settings, migrations, usage) still end with the JSON line.
+          if (!summarised) console.log(JSON.stringify({ command: process.argv[2] ?? "serve", status: "failed", error: line }))
           process.exitCode = 1
         })
       : Effect.void

@@ -52,6 +52,13 @@ describe("command line", () => {
     expect(lines[0]).toContain(name)
     expect(lines[0]).toContain(expects)
     expect(result.stderr).not.toContain("    at ")
+    expect(JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "migrate", status: "failed" })
+  })
+
+  test("a command-line mistake exits non-zero and still ends with the JSON summary line", () => {
+    const result = run(["backfill", "--bogus"], { DATA_DIR: tempDir() })
+    expect(result.code).toBe(1)
+    expect(JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toEqual({ command: "backfill", status: "failed", error: "invalid command line (see --help)" })
   })
 
   test("migrate applies the migrations and ends with a JSON summary line", () => {

@@ -2,10 +2,12 @@ import { FetchHttpClient } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfig, type AppConfigShape } from "./config.ts"
 import { Backfill } from "./pipeline/backfill.ts"
+import { Gaps } from "./pipeline/gaps.ts"
 import { Ingest } from "./pipeline/ingest.ts"
 import { MassiveClient } from "./sources/massive/client.ts"
 import { CandleStore } from "./store/candle-store.ts"
 import { DatabaseLive } from "./store/database.ts"
+import { GapRepo } from "./store/gap-repo.ts"
 import { QuarantineRepo } from "./store/quarantine-repo.ts"
 import { SyncRepo } from "./store/sync-repo.ts"
 import { StreamEvents } from "./supervisor/events.ts"
@@ -13,9 +15,10 @@ import { StreamControl } from "./supervisor/stream-loop.ts"
 
 /** Every service of the application over one configuration: composed here once, for main.ts and the tests. */
 export const appLayer = (config: AppConfigShape) =>
-  Layer.mergeAll(Backfill.Default, StreamEvents.Default, StreamControl.Default).pipe(
+  Layer.mergeAll(Gaps.Default, StreamEvents.Default, StreamControl.Default).pipe(
+    Layer.provideMerge(Backfill.Default),
     Layer.provideMerge(Ingest.Default),
-    Layer.provideMerge(Layer.mergeAll(MassiveClient.Default, CandleStore.Default, SyncRepo.Default, QuarantineRepo.Default)),
+    Layer.provideMerge(Layer.mergeAll(MassiveClient.Default, CandleStore.Default, SyncRepo.Default, QuarantineRepo.Default, GapRepo.Default)),
     Layer.provideMerge(DatabaseLive),
     Layer.provideMerge(FetchHttpClient.layer),
     Layer.provideMerge(Layer.succeed(AppConfig, config))

@@ -115,6 +115,14 @@ export const settings = Config.all({
     shardLockRefreshSeconds: setting("SHARD_LOCK_REFRESH_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
     shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20))
   }),
+  gaps: Config.all({
+    /** A hole is a gap when more than this many bars are missing inside an open session. */
+    minBars: setting("GAP_MIN_BARS", Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()), "a whole number of bars ≥ 0").pipe(
+      Config.withDefault(3)
+    ),
+    /** How many times a gap is asked of the vendor again before it is left as it is. */
+    maxAttempts: setting("GAP_FILL_MAX_ATTEMPTS", PositiveInt, "a positive integer").pipe(Config.withDefault(3))
+  }),
   /** Where a backfill starts when a stream has no watermark; unset = ten years before now. */
   backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant"))
 })
@@ -129,6 +137,7 @@ export interface AppConfigShape {
   readonly massive: MassiveSettings
   readonly streams: Option.Option<ReadonlyArray<StreamKey>>
   readonly supervisor: SupervisorSettings
+  readonly gaps: { readonly minBars: number; readonly maxAttempts: number }
   readonly backfillFrom: Option.Option<number>
 }
 
@@ -194,6 +203,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       shardLockRefreshSeconds: 5,
       shardLockExpirationSeconds: 20
     },
+    gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
     ...overrides
   })

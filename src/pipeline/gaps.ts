@@ -1,0 +1,123 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, Effect, Option } from "effect"
+import { AppConfig } from "../config.ts"
+import { gapsInHole, type Gap } from "../domain/gaps.ts"
+import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
+import { GapRepo, type GapStatus, type StoredGap } from "../store/gap-repo.ts"
+import { SyncRepo } from "../store/sync-repo.ts"
+import { Backfill } from "./backfill.ts"
+
+export interface GapRange {
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  /** Default: the first stored bar. */
+  readonly from?: number
+  /** Default: the stream's watermark (what has been asked for so far). */
+  readonly to?: number
+}
+
+export interface FillReport {
+  readonly attempted: number
+  readonly filled: number
+  readonly partiallyFilled: number
+  readonly unfillable: number
+  readonly failed: number
+  readonly barsRecovered: number
+}
+
+/**
+ * Gap detection against the market calendar, and refilling from the vendor: a gap's exact range is asked
+ * again through the normal page path; what the vendor answers with nothing is `unfillable`, with the
+ * fetch_log rows as evidence. Nothing is ever invented.
+ */
+export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const sql = yield* SqlClient.SqlClient
+    const repo = yield* GapRepo
+    const syncRepo = yield* SyncRepo
+    const backfill = yield* Backfill
+
+    /** The range to look in: explicit, else from the first stored bar to the watermark (or the last bar). */
+    const resolveRange = (range: GapRange) =>
+      Effect.gen(function* () {
+        const spec = yield* backfill.specFor(range.symbol)
+        const barMillis = timeframeMillis[range.timeframe]
+        const [bounds] = yield* sql<{ first: Date | null; last: Date | null }>`
+          SELECT min(ts) AS first, max(ts) AS last FROM candles WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe}`
+        const watermark = Option.flatMap(yield* syncRepo.state(range.symbol, range.timeframe), (s) => Option.fromNullable(s.watermark))
+        const from = range.from ?? bounds?.first?.getTime() ?? 0
+        const to = range.to ?? Option.getOrElse(watermark, () => (bounds?.last ? bounds.last.getTime() + barMillis : from))
+        return { spec, barMillis, from: floorTo(from, range.timeframe), to }
+      })
+
+    /** Every gap in the range, from holes the database finds; records new ones and returns them all. */
+    const detect = (range: GapRange) =>
+      Effect.gen(function* () {
+        const { spec, barMillis, from, to } = yield* resolveRange(range)
+        if (to <= from) return { from, to, gaps: [] as ReadonlyArray<Gap>, recorded: 0 }
+        const holes = yield* repo.holes(range.symbol, range.timeframe, from, to, barMillis)
+        const gaps = holes.flatMap((hole) => gapsInHole(spec.instrumentClass, hole, barMillis, config.gaps.minBars))
+        const recorded = yield* repo.record(range.symbol, range.timeframe, gaps)
+        return { from, to, gaps, recorded }
+      }).pipe(Effect.withSpan("Gaps.detect"))
+
+    /** What is still missing of a gap: all missing bars inside sessions, whatever their number. */
+    const stillMissing = (gap: StoredGap, instrumentClass: Parameters<typeof gapsInHole>[0], barMillis: number) =>
+      Effect.map(repo.holes(gap.symbol, gap.timeframe, gap.start, gap.end + barMillis, barMillis), (holes) =>
+        holes.flatMap((hole) => gapsInHole(instrumentClass, hole, barMillis, 0))
+      )
+
+    const fillOne = (gap: StoredGap, instrumentClass: Parameters<typeof gapsInHole>[0], barMillis: number) =>
+      Effect.gen(function* () {
+        yield* repo.setStatus(gap.id, "filling")
+        const asked = yield* Effect.either(
+          backfill.run({ symbol: gap.symbol, timeframe: gap.timeframe, from: gap.start, to: gap.end + barMillis, purpose: "gap_fill", refetch: true })
+        )
+        const at = new Date(yield* Clock.currentTimeMillis).toISOString()
+        if (asked._tag === "Left") {
+          // The vendor or the store failed: the gap stays open for the next attempt, with the reason.
+          const status: GapStatus = gap.attempts + 1 >= config.gaps.maxAttempts ? "partially_filled" : "detected"
+          yield* repo.settle(gap.id, { status: gap.status === "partially_filled" ? "partially_filled" : status, remaining: null, evidence: { at, error: asked.left.message } })
+          return { outcome: "failed" as const, recovered: 0 }
+        }
+        const remaining = yield* stillMissing(gap, instrumentClass, barMillis)
+        const missing = remaining.reduce((n, g) => n + g.missingBars, 0)
+        const recovered = gap.missingBars - missing
+        const evidence = { at, asked: { from: new Date(gap.start).toISOString(), to: new Date(gap.end + barMillis).toISOString() }, vendorBars: asked.right.fetched, requests: asked.right.requests }
+        if (missing === 0) {
+          yield* repo.settle(gap.id, { status: "filled", remaining: null, evidence })
+          return { outcome: "filled" as const, recovered }
+        }
+        const shrunk: Gap = { start: remaining[0]!.start, end: remaining.at(-1)!.end, missingBars: missing }
+        // Nothing came back for the exact range: the vendor has no bars there (fetch_log holds the requests).
+        if (asked.right.fetched === 0 || recovered === 0) {
+          yield* repo.settle(gap.id, { status: "unfillable", remaining: shrunk, evidence })
+          return { outcome: "unfillable" as const, recovered }
+        }
+        yield* repo.settle(gap.id, { status: "partially_filled", remaining: shrunk, evidence })
+        return { outcome: "partially_filled" as const, recovered }
+      })
+
+    /** Asks the vendor again for every open gap in the range whose attempts are not used up. */
+    const fill = (range: GapRange) =>
+      Effect.gen(function* () {
+        const spec = yield* backfill.specFor(range.symbol)
+        const barMillis = timeframeMillis[range.timeframe]
+        const open = yield* repo.list(range.symbol, range.timeframe, ["detected", "partially_filled", "filling"], range.from, range.to)
+        const report = { attempted: 0, filled: 0, partiallyFilled: 0, unfillable: 0, failed: 0, barsRecovered: 0 }
+        for (const gap of open.filter((g) => g.attempts < config.gaps.maxAttempts)) {
+          const result = yield* fillOne(gap, spec.instrumentClass, barMillis)
+          report.attempted += 1
+          report.barsRecovered += result.recovered
+          if (result.outcome === "filled") report.filled += 1
+          else if (result.outcome === "partially_filled") report.partiallyFilled += 1
+          else if (result.outcome === "unfillable") report.unfillable += 1
+          else report.failed += 1
+        }
+        return report satisfies FillReport
+      }).pipe(Effect.withSpan("Gaps.fill"))
+
+    return { detect, fill } as const
+  })
+}) {}

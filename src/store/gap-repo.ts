@@ -1,0 +1,107 @@
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { Gap } from "../domain/gaps.ts"
+import type { Timeframe } from "../domain/timeframe.ts"
+
+export type GapStatus = "detected" | "filling" | "filled" | "partially_filled" | "unfillable"
+
+export interface StoredGap extends Gap {
+  readonly id: number
+  readonly symbol: string
+  readonly timeframe: Timeframe
+  readonly status: GapStatus
+  readonly attempts: number
+  readonly evidence: unknown
+}
+
+/** `data_gaps`, and the search for holes between stored bars. */
+export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    /**
+     * Holes in [from, to): spans with no stored bar, found in the database with a window over `ts` (only the
+     * holes come back, never every timestamp), including the range's edges.
+     */
+    const holes = (symbol: string, timeframe: Timeframe, from: number, to: number, barMillis: number) =>
+      sql
+        .unsafe<{ hole_from: Date; hole_to: Date }>(
+          `WITH bars AS (
+             SELECT ts FROM candles WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4
+           ), edges AS (
+             SELECT $3::timestamptz - $5 * INTERVAL '1 millisecond' AS ts UNION ALL SELECT $4::timestamptz UNION ALL SELECT ts FROM bars
+           ), steps AS (
+             SELECT lag(ts) OVER (ORDER BY ts) AS prev, ts FROM edges
+           )
+           SELECT prev + $5 * INTERVAL '1 millisecond' AS hole_from, ts AS hole_to
+           FROM steps WHERE prev IS NOT NULL AND ts - prev > $5 * INTERVAL '1 millisecond'
+           ORDER BY prev`,
+          [symbol, timeframe, new Date(from), new Date(to), barMillis]
+        )
+        .pipe(Effect.map((rows) => rows.map((r) => ({ from: r.hole_from.getTime(), to: r.hole_to.getTime() }))))
+
+    /** New gaps are recorded; one already known (filled ones included) is left as it is. */
+    const record = (symbol: string, timeframe: Timeframe, gaps: ReadonlyArray<Gap>) =>
+      gaps.length === 0
+        ? Effect.succeed(0)
+        : sql
+            .unsafe<{ n: number }>(
+              `WITH added AS (
+                 INSERT INTO data_gaps (symbol, timeframe, gap_start, gap_end, missing_bars)
+                 SELECT $1, $2, TIMESTAMPTZ 'epoch' + g.s * INTERVAL '1 millisecond', TIMESTAMPTZ 'epoch' + g.e * INTERVAL '1 millisecond', g.n
+                 FROM unnest($3::float8[], $4::float8[], $5::int[]) AS g(s, e, n)
+                 ON CONFLICT (symbol, timeframe, gap_start) DO NOTHING
+                 RETURNING 1
+               ) SELECT count(*)::int AS n FROM added`,
+              [symbol, timeframe, gaps.map((g) => g.start), gaps.map((g) => g.end), gaps.map((g) => g.missingBars)]
+            )
+            .pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+
+    const list = (symbol: string, timeframe: Timeframe | null, statuses: ReadonlyArray<GapStatus> | null, from = 0, to = Date.UTC(9999, 0, 1)) =>
+      sql<{
+        id: number
+        symbol: string
+        timeframe: Timeframe
+        gap_start: Date
+        gap_end: Date
+        missing_bars: number
+        status: GapStatus
+        attempts: number
+        evidence: unknown
+      }>`SELECT id::int AS id, symbol, timeframe, gap_start, gap_end, missing_bars, status, attempts, evidence FROM data_gaps
+         WHERE symbol = ${symbol} ${timeframe === null ? sql`` : sql`AND timeframe = ${timeframe}`}
+           ${statuses === null ? sql`` : sql`AND status IN ${sql.in(statuses)}`}
+           AND gap_start >= ${new Date(from)} AND gap_start < ${new Date(to)}
+         ORDER BY gap_start`.pipe(
+        Effect.map((rows) =>
+          rows.map(
+            (r): StoredGap => ({
+              id: r.id,
+              symbol: r.symbol,
+              timeframe: r.timeframe,
+              start: r.gap_start.getTime(),
+              end: r.gap_end.getTime(),
+              missingBars: r.missing_bars,
+              status: r.status,
+              attempts: r.attempts,
+              evidence: r.evidence
+            })
+          )
+        )
+      )
+
+    const setStatus = (id: number, status: GapStatus) =>
+      sql`UPDATE data_gaps SET status = ${status}, updated_at = now() WHERE id = ${id}`.pipe(Effect.asVoid)
+
+    /** After an attempt: the new status, what is still missing, and why (the fetch_log rows, the vendor's words). */
+    const settle = (id: number, outcome: { readonly status: GapStatus; readonly remaining: Gap | null; readonly evidence: unknown }) =>
+      sql`UPDATE data_gaps SET status = ${outcome.status}, attempts = attempts + 1, last_attempt_at = now(), updated_at = now(),
+            evidence = ${JSON.stringify(outcome.evidence)}::jsonb,
+            gap_start = ${outcome.remaining === null ? sql`gap_start` : sql`${new Date(outcome.remaining.start)}`},
+            gap_end = ${outcome.remaining === null ? sql`gap_end` : sql`${new Date(outcome.remaining.end)}`},
+            missing_bars = ${outcome.remaining === null ? sql`missing_bars` : outcome.remaining.missingBars}
+          WHERE id = ${id}`.pipe(Effect.asVoid)
+
+    return { holes, record, list, setStatus, settle } as const
+  })
+}) {}

@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, test } from "bun:test"
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, Redacted } from "effect"
+import { isOpen } from "../src/domain/calendar.ts"
+import type { Candle } from "../src/domain/candle.ts"
+import { Gaps } from "../src/pipeline/gaps.ts"
+import { CandleStore } from "../src/store/candle-store.ts"
+import { GapRepo } from "../src/store/gap-repo.ts"
+import { startMassiveFake } from "./fakes/massive.ts"
+import { quietBars } from "./support/bars.ts"
+import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
+import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
+
+const minute = 60_000
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!()
+})
+
+const database = async (kind: "embedded" | "server", vendorBars: ReadonlyArray<Candle> = []) => {
+  const fake = startMassiveFake({ apiKeys: ["gap-key"], bars: new Map([["C:EURUSD", vendorBars]]) })
+  const db = await createTestDatabase(kind, {
+    massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5 }
+  })
+  cleanups.push(async () => {
+    await db.close()
+    await db.drop()
+    await fake.stop()
+  })
+  return { db, fake }
+}
+
+const store = (db: TestDatabase, candles: ReadonlyArray<Candle>) =>
+  db.run(CandleStore.use((s) => s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "import", candles })))
+
+/** Gaps found independently: minute by minute, runs of open minutes without a bar, split by closed minutes. */
+const gapsByMinute = (bars: ReadonlyArray<Candle>, from: number, to: number, minBars: number) => {
+  const present = new Set(bars.map((b) => b.ts))
+  const found: Array<[number, number, number]> = []
+  let run: [number, number] | null = null
+  for (let t = from; t < to; t += minute) {
+    const missing = !present.has(t) && isOpen("forex", t)
+    if (missing) run = run === null ? [t, 1] : [run[0], run[1] + 1]
+    else if (run !== null) {
+      if (run[1] > minBars) found.push([run[0], run[0] + (run[1] - 1) * minute, run[1]])
+      run = null
+    }
+  }
+  if (run !== null && run[1] > minBars) found.push([run[0], run[0] + (run[1] - 1) * minute, run[1]])
+  return found
+}
+
+describe.each(databaseKinds)("gaps on the %s database", (kind) => {
+  test.skipIf(!hasSharedData)("detection on the real EURUSD file matches a minute-by-minute count, and re-running adds nothing", async () => {
+    const bars = loadHistdata("EURUSD").filter((b) => b.ts < Date.parse("2021-03-01T00:00:00Z"))
+    const { db } = await database(kind)
+    for (let i = 0; i < bars.length; i += 50_000) await store(db, bars.slice(i, i + 50_000))
+    const from = bars[0]!.ts
+    const to = bars.at(-1)!.ts + minute
+    const first = await db.run(Gaps.use((g) => g.detect({ symbol: "EURUSD", timeframe: "M1", from, to })))
+    expect(first.gaps.map((g) => [g.start, g.end, g.missingBars])).toEqual(gapsByMinute(bars, from, to, 3))
+    expect(first.recorded).toBe(first.gaps.length)
+    // Weekends and holidays are never gaps: every gap lies in open minutes.
+    expect(first.gaps.every((g) => isOpen("forex", g.start) && isOpen("forex", g.end))).toBe(true)
+    const again = await db.run(Gaps.use((g) => g.detect({ symbol: "EURUSD", timeframe: "M1", from, to })))
+    expect(again.recorded).toBe(0)
+    const stored = await db.run(GapRepo.use((r) => r.list("EURUSD", "M1", null)))
+    expect(stored.length).toBe(first.gaps.length)
+  })
+
+  test("filling: found again → filled, nothing from the vendor → unfillable with evidence, some → shrunk, short holes are no gaps", async () => {
+    const start = Date.parse("2021-01-04T10:00:00Z")
+    const vendor = quietBars(start, 240)
+    const hole = (from: number, count: number) => vendor.slice(from, from + count).map((b) => b.ts)
+    const filledLater = hole(30, 10)
+    const neverThere = hole(90, 8)
+    const partly = hole(150, 12)
+    const short = hole(180, 2)
+    const missingInStore = new Set([...filledLater, ...neverThere, ...partly, ...short])
+    // The vendor lacks the 8 bars at 11:30 and the last 7 of the 12 at 12:30.
+    const vendorHas = vendor.filter((b) => !neverThere.includes(b.ts) && !partly.slice(5).includes(b.ts))
+    const { db } = await database(kind, vendorHas)
+    await store(db, vendor.filter((b) => !missingInStore.has(b.ts)))
+    const range = { symbol: "EURUSD", timeframe: "M1" as const, from: start, to: start + 240 * minute }
+
+    const detected = await db.run(Gaps.use((g) => g.detect(range)))
+    expect(detected.gaps.map((g) => g.missingBars)).toEqual([10, 8, 12])
+    const report = await db.run(Gaps.use((g) => g.fill(range)))
+    expect(report).toEqual({ attempted: 3, filled: 1, partiallyFilled: 1, unfillable: 1, failed: 0, barsRecovered: 15 })
+    const gaps = await db.run(GapRepo.use((r) => r.list("EURUSD", "M1", null)))
+    expect(gaps.map((g) => [g.status, g.missingBars, g.start, g.attempts])).toEqual([
+      ["filled", 10, filledLater[0]!, 1],
+      ["unfillable", 8, neverThere[0]!, 1],
+      ["partially_filled", 7, partly[5]!, 1]
+    ])
+    expect((gaps[1]!.evidence as { vendorBars: number }).vendorBars).toBe(0)
+    // The evidence is in fetch_log too: the exact range asked, answered empty.
+    const [asked] = await db.run(
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string; bars_received: number }>`
+        SELECT status, bars_received FROM fetch_log WHERE purpose = 'gap_fill' AND range_from = ${new Date(neverThere[0]!)}`)
+    )
+    expect(asked).toEqual({ status: "empty", bars_received: 0 })
+    // Never invented: the bars the vendor does not have are still absent.
+    const stored = await db.run(CandleStore.use((s) => s.range({ symbol: "EURUSD", timeframe: "M1", from: start, to: start + 240 * minute, limit: 1000 })))
+    expect(stored.length).toBe(240 - 8 - 7 - 2)
+
+    // Detection again reopens nothing. Asked once more, the vendor has nothing for the rest of the partial gap:
+    // it becomes unfillable too, and a further fill asks for nothing at all.
+    expect((await db.run(Gaps.use((g) => g.detect(range)))).recorded).toBe(0)
+    expect(await db.run(Gaps.use((g) => g.fill(range)))).toMatchObject({ attempted: 1, unfillable: 1, barsRecovered: 0 })
+    expect((await db.run(Gaps.use((g) => g.fill(range)))).attempted).toBe(0)
+    const final = await db.run(GapRepo.use((r) => r.list("EURUSD", "M1", null)))
+    expect(final.map((g) => [g.status, g.missingBars, g.attempts])).toEqual([
+      ["filled", 10, 1],
+      ["unfillable", 8, 1],
+      ["unfillable", 7, 2]
+    ])
+  })
+})
+
+if (!hasSharedData) console.log(`gap detection real-data test ${noSharedDataReason}`)

@@ -6,6 +6,7 @@ import { AppConfig, loadConfig } from "./config.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
+import { Gaps, type GapRange } from "./pipeline/gaps.ts"
 import { progressReporter } from "./progress.ts"
 import { ClusterLive } from "./supervisor/cluster.ts"
 import { SupervisorLive } from "./supervisor/supervisor.ts"
@@ -66,8 +67,11 @@ const streamOptions = {
   timeframe: Options.text("timeframe").pipe(Options.withDefault("M1"), Options.withDescription("M1 M5 M15 M30 H1 H4 D1"))
 }
 
-/** Checks what a run needs before any request: a known symbol and timeframe, sane dates, a key. */
-const checkStream = (input: { readonly symbol: string; readonly timeframe: string; readonly from: Option.Option<string>; readonly to: Option.Option<string> }) =>
+/** Checks what a run needs before any request: a known symbol and timeframe, sane dates, a key (when it asks the vendor). */
+const checkStream = (
+  input: { readonly symbol: string; readonly timeframe: string; readonly from: Option.Option<string>; readonly to: Option.Option<string> },
+  needsKey = true
+) =>
   Effect.gen(function* () {
     const config = yield* AppConfig
     const symbol = input.symbol.trim().toUpperCase()
@@ -83,7 +87,7 @@ const checkStream = (input: { readonly symbol: string; readonly timeframe: strin
     if (from !== undefined && to !== undefined && from >= to) {
       return yield* new BadInput({ message: `--from ${input.from.pipe(Option.getOrElse(() => ""))} is not before --to ${input.to.pipe(Option.getOrElse(() => ""))}` })
     }
-    if (Option.isNone(config.massive.apiKey)) {
+    if (needsKey && Option.isNone(config.massive.apiKey)) {
       return yield* new BadInput({ message: "MASSIVE_API_KEY is not set: the vendor needs a key (see .env.example)" })
     }
     return { symbol, timeframe, from, to }
@@ -158,9 +162,81 @@ const syncCommand = Command.make("sync", streamOptions, (input) => runStream("sy
   Command.withDescription("One incremental pass: from the watermark to the last closed bar.")
 )
 
+/** A plain text table: the human-readable part before the JSON line. */
+const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>) => {
+  const cells = [headers, ...rows.map((r) => r.map(String))]
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)))
+  return cells.map((r) => r.map((c, i) => (c ?? "").padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
+}
+const iso = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace("T", " ")
+
+const gapOptions = {
+  ...streamOptions,
+  from: Options.text("from").pipe(Options.optional, Options.withDescription("start (default: the first stored bar)")),
+  to: Options.text("to").pipe(Options.optional, Options.withDescription("end, exclusive (default: the watermark)"))
+}
+
+/** Runs a gaps command; a rejected input still ends with the JSON line. */
+const gapsCommand = <A>(command: string, needsKey: boolean, input: Parameters<typeof checkStream>[0], body: (range: GapRange) => Effect.Effect<A, unknown, Gaps>) =>
+  Effect.gen(function* () {
+    const stream = yield* checkStream(input, needsKey).pipe(
+      Effect.tapError((bad) => summary({ command, status: "failed", symbol: input.symbol, timeframe: input.timeframe, error: bad.message }))
+    )
+    const range: GapRange = {
+      symbol: stream.symbol,
+      timeframe: stream.timeframe,
+      ...(stream.from === undefined ? {} : { from: stream.from }),
+      ...(stream.to === undefined ? {} : { to: stream.to })
+    }
+    return yield* body(range)
+  })
+
+const gapsDetect = Command.make("detect", gapOptions, (input) =>
+  gapsCommand("gaps detect", false, input, (range) =>
+    Effect.gen(function* () {
+      const found = yield* Gaps.use((g) => g.detect(range))
+      yield* Console.log(table(["gap start (UTC)", "last missing (UTC)", "bars"], found.gaps.map((g) => [iso(g.start), iso(g.end), g.missingBars])))
+      yield* summary({
+        command: "gaps detect", status: "ok", symbol: range.symbol, timeframe: range.timeframe,
+        from: new Date(found.from).toISOString(), to: new Date(found.to).toISOString(),
+        gaps: found.gaps.length, new: found.recorded, missing_bars: found.gaps.reduce((n, g) => n + g.missingBars, 0)
+      })
+    })
+  )
+).pipe(Command.withDescription("Find runs of missing bars inside open market sessions and record them."))
+
+const gapsFill = Command.make("fill", gapOptions, (input) =>
+  gapsCommand("gaps fill", true, input, (range) =>
+    Effect.gen(function* () {
+      const report = yield* Gaps.use((g) => g.fill(range))
+      yield* Console.log(table(["attempted", "filled", "partially", "unfillable", "failed", "bars recovered"], [[report.attempted, report.filled, report.partiallyFilled, report.unfillable, report.failed, report.barsRecovered]]))
+      yield* summary({ command: "gaps fill", status: "ok", symbol: range.symbol, timeframe: range.timeframe, ...report })
+    })
+  )
+).pipe(Command.withDescription("Ask the vendor again for each open gap; what it has not is marked unfillable, never invented."))
+
+const gapsReport = Command.make("report", gapOptions, (input) =>
+  gapsCommand("gaps report", false, input, (range) =>
+    Effect.gen(function* () {
+      const quality = yield* Gaps.use((g) => g.report(range))
+      yield* Console.log(
+        table(
+          ["month", "expected", "present", "complete %", "gaps open", "filled", "unfillable", "rejected"],
+          quality.months.map((m) => [m.month, m.expected, m.present, m.completeness ?? "-", m.gapsOpen, m.gapsFilled, m.gapsUnfillable, Object.values(m.rejected).reduce((n, v) => n + v, 0)])
+        )
+      )
+      yield* summary({ command: "gaps report", status: "ok", symbol: range.symbol, timeframe: range.timeframe, months: quality.months })
+    })
+  )
+).pipe(Command.withDescription("Completeness per month: expected bars (calendar), present bars, gaps and rejected bars."))
+
+const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report (see --help)")).pipe(
+  Command.withSubcommands([gapsDetect, gapsFill, gapsReport])
+)
+
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })

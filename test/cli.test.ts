@@ -61,6 +61,22 @@ describe("command line", () => {
     expect(JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toEqual({ command: "backfill", status: "failed", error: "invalid command line (see --help)" })
   })
 
+  test("gaps detect and report answer with a table and a JSON line; an unknown symbol is one clear line", () => {
+    const dataDir = tempDir()
+    const detect = run(["gaps", "detect", "--symbol", "EURUSD", "--from", "2021-01-04", "--to", "2021-01-05"], { DATA_DIR: dataDir })
+    expect(detect.code).toBe(0)
+    // An empty store on a Monday: the whole trading day is one gap.
+    expect(JSON.parse(detect.stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "gaps detect", status: "ok", gaps: 1, new: 1, missing_bars: 1440 })
+    const report = run(["gaps", "report", "--symbol", "EURUSD", "--from", "2021-01-04", "--to", "2021-01-05"], { DATA_DIR: dataDir })
+    expect(report.stdout).toContain("complete %")
+    expect(JSON.parse(report.stdout.trim().split("\n").at(-1)!).months).toEqual([
+      { month: "2021-01", expected: 1440, present: 0, completeness: 0, gapsOpen: 1, gapsFilled: 0, gapsUnfillable: 0, rejected: {} }
+    ])
+    const unknown = run(["gaps", "report", "--symbol", "NOPE"], { DATA_DIR: dataDir })
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim()).toBe("candlekeep: unknown symbol NOPE: configured symbols are XAUUSD, EURUSD, GBPUSD, USDJPY, BTCUSD")
+  })
+
   test("migrate applies the migrations and ends with a JSON summary line", () => {
     const result = run(["migrate"], { DATA_DIR: tempDir() })
     expect(result.code).toBe(0)

@@ -115,6 +115,11 @@ describe.each(databaseKinds)("gaps on the %s database", (kind) => {
       ["unfillable", 8, 1],
       ["unfillable", 7, 2]
     ])
+    // The quality report: the calendar expects 240 bars on that Monday morning; 223 are there.
+    const quality = await db.run(Gaps.use((g) => g.report(range)))
+    expect(quality.months).toEqual([
+      { month: "2021-01", expected: 240, present: 223, completeness: 92.92, gapsOpen: 0, gapsFilled: 1, gapsUnfillable: 2, rejected: {} }
+    ])
   })
 })
 

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Clock, Effect, Option } from "effect"
 import { AppConfig } from "../config.ts"
+import { expectedBars } from "../domain/calendar.ts"
 import { gapsInHole, type Gap } from "../domain/gaps.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
 import { GapRepo, type GapStatus, type StoredGap } from "../store/gap-repo.ts"
@@ -14,6 +15,20 @@ export interface GapRange {
   readonly from?: number
   /** Default: the stream's watermark (what has been asked for so far). */
   readonly to?: number
+}
+
+export interface MonthQuality {
+  /** `2021-01`, UTC. */
+  readonly month: string
+  /** Bars an uninterrupted feed would have, from the market calendar. */
+  readonly expected: number
+  readonly present: number
+  /** present / expected in percent; null for a month with no open session. */
+  readonly completeness: number | null
+  readonly gapsOpen: number
+  readonly gapsFilled: number
+  readonly gapsUnfillable: number
+  readonly rejected: Readonly<Record<string, number>>
 }
 
 export interface FillReport {
@@ -118,6 +133,49 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
         return report satisfies FillReport
       }).pipe(Effect.withSpan("Gaps.fill"))
 
-    return { detect, fill } as const
+    /**
+     * Completeness per month: bars the calendar expects, bars stored, gaps by status and rejected bars by rule —
+     * what a researcher checks before trusting a month.
+     */
+    const report = (range: GapRange) =>
+      Effect.gen(function* () {
+        const { spec, barMillis, from, to } = yield* resolveRange(range)
+        const present = yield* sql<{ month: string; n: number }>`
+          SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*)::int AS n FROM candles
+          WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe} AND ts >= ${new Date(from)} AND ts < ${new Date(to)}
+          GROUP BY 1`
+        const gaps = yield* sql<{ month: string; status: GapStatus; n: number }>`
+          SELECT to_char(gap_start AT TIME ZONE 'UTC', 'YYYY-MM') AS month, status, count(*)::int AS n FROM data_gaps
+          WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe} AND gap_start >= ${new Date(from)} AND gap_start < ${new Date(to)}
+          GROUP BY 1, 2`
+        const rejected = yield* sql<{ month: string; rule: string; n: number }>`
+          SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM') AS month, rule, count(*)::int AS n FROM rejected_candles
+          WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe} AND ts >= ${new Date(from)} AND ts < ${new Date(to)}
+          GROUP BY 1, 2`
+        const months: Array<MonthQuality> = []
+        for (let cursor = new Date(from); cursor.getTime() < to; ) {
+          const monthStart = Date.UTC(cursor.getUTCFullYear(), cursor.getUTCMonth(), 1)
+          const monthEnd = Date.UTC(cursor.getUTCFullYear(), cursor.getUTCMonth() + 1, 1)
+          const month = new Date(monthStart).toISOString().slice(0, 7)
+          const expected = expectedBars(spec.instrumentClass, Math.max(from, monthStart), Math.min(to, monthEnd), barMillis)
+          const stored = present.find((p) => p.month === month)?.n ?? 0
+          const gapCount = (statuses: ReadonlyArray<GapStatus>) =>
+            gaps.filter((g) => g.month === month && statuses.includes(g.status)).reduce((n, g) => n + g.n, 0)
+          months.push({
+            month,
+            expected,
+            present: stored,
+            completeness: expected === 0 ? null : Math.round((stored / expected) * 10_000) / 100,
+            gapsOpen: gapCount(["detected", "filling", "partially_filled"]),
+            gapsFilled: gapCount(["filled"]),
+            gapsUnfillable: gapCount(["unfillable"]),
+            rejected: Object.fromEntries(rejected.filter((r) => r.month === month).map((r) => [r.rule, r.n]))
+          })
+          cursor = new Date(monthEnd)
+        }
+        return { symbol: range.symbol, timeframe: range.timeframe, from, to, months }
+      }).pipe(Effect.withSpan("Gaps.report"))
+
+    return { detect, fill, report } as const
   })
 }) {}

@@ -3,6 +3,7 @@ import { Cause, Clock, Cron, Duration, Effect, Layer } from "effect"
 import { AppConfig, configuredStreams } from "../config.ts"
 import { streamName, type StreamKey } from "../domain/stream.ts"
 import { Backfill } from "../pipeline/backfill.ts"
+import { Gaps } from "../pipeline/gaps.ts"
 import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntityLive, streamEntityId } from "./stream-entity.ts"
@@ -41,8 +42,24 @@ const verifyRecentDays = Effect.gen(function* () {
   }
 })
 
-/** Gap scan and fill land with gap detection (#5); until then the daily job says so. */
-const gapScan = Effect.logInfo("daily gap scan and fill: gap detection is not built yet, nothing to do")
+/** The daily gap scan: detect over each stream's whole history, then ask the vendor again for the open gaps. */
+const gapScan = Effect.gen(function* () {
+  const config = yield* AppConfig
+  const gaps = yield* Gaps
+  const events = yield* StreamEvents
+  for (const stream of configuredStreams(config)) {
+    const outcome = yield* Effect.either(
+      Effect.zip(gaps.detect(stream), gaps.fill(stream))
+    )
+    const detail =
+      outcome._tag === "Right"
+        ? `${streamName(stream)}: ${outcome.right[0].gaps.length} gaps (${outcome.right[0].recorded} new); refilled ${outcome.right[1].filled}, ` +
+          `shrunk ${outcome.right[1].partiallyFilled}, unfillable ${outcome.right[1].unfillable}, ${outcome.right[1].barsRecovered} bars recovered`
+        : `${streamName(stream)}: gap scan failed: ${String((outcome.left as { message?: unknown }).message ?? outcome.left)}`
+    yield* Effect.logInfo(`gap scan ${detail}`)
+    yield* events.publish({ type: "job", job: "gap-scan", at: yield* Clock.currentTimeMillis, detail })
+  }
+})
 
 /**
  * Every configured stream as a cluster singleton (`stream/EURUSD:M1`), the Stream entity that reaches it,

@@ -3,6 +3,7 @@ import { Layer } from "effect"
 import { AppConfig, type AppConfigShape } from "./config.ts"
 import { Backfill } from "./pipeline/backfill.ts"
 import { Gaps } from "./pipeline/gaps.ts"
+import { Importer } from "./pipeline/import.ts"
 import { Ingest } from "./pipeline/ingest.ts"
 import { MassiveClient } from "./sources/massive/client.ts"
 import { CandleStore } from "./store/candle-store.ts"
@@ -15,7 +16,7 @@ import { StreamControl } from "./supervisor/stream-loop.ts"
 
 /** Every service of the application over one configuration: composed here once, for main.ts and the tests. */
 export const appLayer = (config: AppConfigShape) =>
-  Layer.mergeAll(Gaps.Default, StreamEvents.Default, StreamControl.Default).pipe(
+  Layer.mergeAll(Gaps.Default, Importer.Default, StreamEvents.Default, StreamControl.Default).pipe(
     Layer.provideMerge(Backfill.Default),
     Layer.provideMerge(Ingest.Default),
     Layer.provideMerge(Layer.mergeAll(MassiveClient.Default, CandleStore.Default, SyncRepo.Default, QuarantineRepo.Default, GapRepo.Default)),

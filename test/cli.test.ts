@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { startMassiveFake } from "./fakes/massive.ts"
+import { hasSharedData, sharedDataDir } from "./support/shared-data.ts"
 import type { Candle } from "../src/domain/candle.ts"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -75,6 +76,22 @@ describe("command line", () => {
     const unknown = run(["gaps", "report", "--symbol", "NOPE"], { DATA_DIR: dataDir })
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim()).toBe("candlekeep: unknown symbol NOPE: configured symbols are XAUUSD, EURUSD, GBPUSD, USDJPY, BTCUSD")
+  })
+
+  test.skipIf(!hasSharedData)("import: Dukascopy drops its fillers, and the MetaTrader export matches the HistData file bar for bar", () => {
+    const dataDir = tempDir()
+    const file = (name: string) => join(sharedDataDir, name)
+    const last = (r: { stdout: string }) => JSON.parse(r.stdout.trim().split("\n").at(-1)!)
+    const dukascopy = run(["import", "--file", file("dukascopy_EURUSD_M1_BID_GMT_2018-10_weekends-filled.csv.gz"), "--format", "dukascopy", "--symbol", "EURUSD"], { DATA_DIR: dataDir })
+    expect(last(dukascopy)).toMatchObject({ status: "ok", lines: 44_640, bars: 33_109, stored: 33_109, flat_dropped: 11_531, rejected: 0, bad_lines: 0 })
+    const mt4 = ["import", "--file", file("histdata_MT-format_EURUSD_M1_2021-01.csv.gz"), "--format", "mt4", "--source-tz", "histdata", "--symbol", "EURUSD"]
+    expect(last(run(mt4, { DATA_DIR: dataDir }))).toMatchObject({ status: "ok", bars: 29_073, stored: 29_073, rejected: 0 })
+    // Importing the same bars again through the other export changes nothing.
+    const histdata = run(["import", "--file", file("histdata_EURUSD_M1_2021-01-03_to_2021-05-21.csv.gz"), "--format", "histdata", "--symbol", "EURUSD"], { DATA_DIR: dataDir })
+    expect(last(histdata)).toMatchObject({ status: "ok", bars: 142_695, unchanged: 29_073, stored: 142_695 - 29_073, rejected: 0, flat_dropped: 0 })
+    const bad = run(["import", "--file", file("nope.csv"), "--format", "histdata", "--symbol", "EURUSD"], { DATA_DIR: dataDir })
+    expect(bad.code).toBe(1)
+    expect(bad.stderr.trim()).toEndWith("does not exist")
   })
 
   test("migrate applies the migrations and ends with a JSON summary line", () => {

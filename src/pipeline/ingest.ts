@@ -36,6 +36,8 @@ export interface PageReport {
 
 /** How many stored bars the outlier rule looks back on when a stream (re)starts. */
 const spikeHistory = 50
+/** How old a reference bar may be for the outlier rule (a long weekend is 4 days; months-old prices are no reference). */
+const spikeMemory = 7 * 24 * 3_600_000
 
 /**
  * A page is the unit of work: validated, then written in one transaction with its quarantine, its
@@ -50,12 +52,19 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
     // The outlier rule's memory per stream, seeded from the store the first time a stream writes.
     const spikeStates = yield* Ref.make(new Map<string, SpikeState>())
 
-    const spikeStateFor = (spec: SymbolSpec, timeframe: Timeframe, before: number) =>
+    /**
+     * The outlier rule's state for a page starting at `first`: the stream's running state when the page carries
+     * on from it, else one seeded from the bars stored just before the page — an import or gap fill of older
+     * history is judged against its own neighbours, not against today's price. `live` says whether to keep it.
+     */
+    const spikeStateFor = (spec: SymbolSpec, timeframe: Timeframe, first: number) =>
       Effect.gen(function* () {
         const known = (yield* Ref.get(spikeStates)).get(`${spec.symbol}:${timeframe}`)
-        if (known) return known
-        const history = yield* store.barsBefore(spec.symbol, timeframe, before, spikeHistory)
-        return initialSpikeState(history)
+        const continues = known !== undefined && (known.anchor === null || (first >= known.anchor.ts && first - known.anchor.ts <= spikeMemory))
+        if (continues) return { state: known, live: true }
+        // Bars older than a week say nothing about today's moves: after a long pause the rule starts afresh.
+        const history = (yield* store.barsBefore(spec.symbol, timeframe, first, spikeHistory)).filter((bar) => first - bar.ts <= spikeMemory)
+        return { state: initialSpikeState(history), live: known === undefined || first >= (known.anchor?.ts ?? 0) }
       })
 
     const writePage = (input: PageInput) =>
@@ -63,8 +72,8 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
         const { spec, timeframe } = input
         const now = yield* Clock.currentTimeMillis
         const first = input.candles.reduce((min, c) => Math.min(min, c.ts), input.range.from)
-        const state = yield* spikeStateFor(spec, timeframe, first)
-        const checked = validatePage({ spec, timeframe, candles: input.candles, now, state })
+        const spike = yield* spikeStateFor(spec, timeframe, first)
+        const checked = validatePage({ spec, timeframe, candles: input.candles, now, state: spike.state })
         // The watermark never passes a bar that is still forming.
         const firstForming = checked.forming.reduce((min, c) => Math.min(min, c.ts), Number.POSITIVE_INFINITY)
         const advanceTo = input.advanceTo === null ? null : Math.min(input.advanceTo, firstForming)
@@ -91,7 +100,7 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
             return upsert
           })
         )
-        yield* Ref.update(spikeStates, (map) => new Map(map).set(`${spec.symbol}:${timeframe}`, checked.state))
+        if (spike.live) yield* Ref.update(spikeStates, (map) => new Map(map).set(`${spec.symbol}:${timeframe}`, checked.state))
 
         if (timeframe === "M1" && checked.accepted.length > 0) {
           const touched = checked.accepted.map((c) => c.ts)

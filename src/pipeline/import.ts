@@ -1,0 +1,81 @@
+import { Data, Effect, Stream } from "effect"
+import { csvFileLines } from "../sources/csv/file-lines.ts"
+import type { SourceClock } from "../sources/csv/clock.ts"
+import type { CsvFormat } from "../sources/csv/line.ts"
+import { csvPages, type CsvSummary } from "../sources/csv/pages.ts"
+import { Backfill } from "./backfill.ts"
+import { Ingest } from "./ingest.ts"
+
+export class ImportFailed extends Data.TaggedError("ImportFailed")<{ readonly file: string; readonly message: string }> {}
+
+export interface ImportRequest {
+  readonly file: string
+  readonly format: CsvFormat
+  readonly symbol: string
+  /** The exporter's clock: how the file's wall-clock times become UTC. */
+  readonly clock: SourceClock
+  /** Keep flat zero-volume bars (Dukascopy fills closed periods with them; dropped by default). */
+  readonly keepFlat?: boolean
+  readonly onPage?: (summary: CsvSummary & { readonly stored: number; readonly rejected: number }) => Effect.Effect<void>
+}
+
+export interface ImportReport extends CsvSummary {
+  readonly stored: number
+  readonly unchanged: number
+  readonly rejected: number
+  readonly pages: number
+}
+
+/**
+ * A CSV export of M1 bars into the store through the same page path as the vendor's bars (validation,
+ * quarantine, fetch_log, rollups), `source = 'import'`. It never moves a stream's watermark: an import
+ * is not evidence of what the vendor has. Memory holds one page.
+ */
+export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
+  effect: Effect.gen(function* () {
+    const ingest = yield* Ingest
+    const backfill = yield* Backfill
+
+    const run = (request: ImportRequest) =>
+      Effect.gen(function* () {
+        const spec = yield* backfill.specFor(request.symbol)
+        const totals = { stored: 0, unchanged: 0, rejected: 0, pages: 0 }
+        let summary: CsvSummary = { lines: 0, bars: 0, droppedFlatBars: 0, blankLines: 0, badLines: 0, firstErrors: [] }
+        const pages = Stream.fromAsyncIterable(
+          csvPages(csvFileLines(request.file), {
+            format: request.format,
+            clock: request.clock,
+            ...(request.keepFlat === undefined ? {} : { dropFlatZeroVolume: !request.keepFlat })
+          }),
+          (cause) => new ImportFailed({ file: request.file, message: cause instanceof Error ? cause.message : String(cause) })
+        )
+        yield* Stream.runForEach(pages, (page) =>
+          Effect.gen(function* () {
+            summary = page.summary
+            if (page.candles.length === 0) return
+            const first = page.candles.reduce((min, c) => Math.min(min, c.ts), Number.POSITIVE_INFINITY)
+            const last = page.candles.reduce((max, c) => Math.max(max, c.ts), Number.NEGATIVE_INFINITY)
+            const written = yield* ingest.writePage({
+              spec,
+              timeframe: "M1",
+              source: "import",
+              purpose: "import",
+              range: { from: first, to: last + 60_000 },
+              candles: page.candles,
+              requestId: null,
+              httpStatus: null,
+              advanceTo: null
+            })
+            totals.pages += 1
+            totals.stored += written.inserted + written.updated
+            totals.unchanged += written.unchanged
+            totals.rejected += written.rejected
+            if (request.onPage) yield* request.onPage({ ...summary, stored: totals.stored, rejected: totals.rejected })
+          })
+        )
+        return { ...summary, ...totals } satisfies ImportReport
+      }).pipe(Effect.withSpan("Importer.run"))
+
+    return { run } as const
+  })
+}) {}

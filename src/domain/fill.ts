@@ -1,0 +1,57 @@
+import { sessions } from "./calendar.ts"
+import type { StoredBar } from "./candle.ts"
+import type { InstrumentClass } from "./symbol.ts"
+
+export type FillMode = "none" | "null" | "prev"
+
+/** A bar as served: a stored one, or a stand-in for a missing one inside an open session, marked as such. */
+export type ServedBar =
+  | (StoredBar & { readonly filled: false })
+  | {
+      readonly ts: number
+      readonly open: number | null
+      readonly high: number | null
+      readonly low: number | null
+      readonly close: number | null
+      readonly volume: number
+      readonly bars: 0
+      readonly filled: true
+    }
+
+/**
+ * Query-time fill, a view and never data: every bar slot of [from, to) that opens inside an open session
+ * and has no stored bar gets a stand-in — all prices null (`null`), or the previous close repeated as a flat
+ * zero-volume bar (`prev`; none before the first stored bar). Closed periods stay empty.
+ */
+export const fillBars = (
+  stored: ReadonlyArray<StoredBar>,
+  options: { readonly mode: FillMode; readonly instrumentClass: InstrumentClass; readonly from: number; readonly to: number; readonly barMillis: number }
+): ReadonlyArray<ServedBar> => {
+  const served: Array<ServedBar> = stored.map((bar) => ({ ...bar, filled: false as const }))
+  if (options.mode === "none") return served
+  const byTs = new Map(stored.map((bar) => [bar.ts, bar]))
+  const out: Array<ServedBar> = []
+  let previousClose: number | null = null
+  let next = 0
+  for (const session of sessions(options.instrumentClass, options.from, options.to)) {
+    for (let ts = Math.ceil(session.from / options.barMillis) * options.barMillis; ts < session.to; ts += options.barMillis) {
+      // Stored bars outside sessions (or before this slot) are served as they are, in order.
+      while (next < served.length && served[next]!.ts < ts) {
+        const bar = served[next++]!
+        out.push(bar)
+        previousClose = bar.close
+      }
+      const bar = byTs.get(ts)
+      if (bar) {
+        out.push(served[next++]!)
+        previousClose = bar.close
+      } else if (options.mode === "null") {
+        out.push({ ts, open: null, high: null, low: null, close: null, volume: 0, bars: 0, filled: true })
+      } else if (previousClose !== null) {
+        out.push({ ts, open: previousClose, high: previousClose, low: previousClose, close: previousClose, volume: 0, bars: 0, filled: true })
+      }
+    }
+  }
+  while (next < served.length) out.push(served[next++]!)
+  return out
+}

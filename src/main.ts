@@ -2,7 +2,7 @@ import { Command, Options, ValidationError } from "@effect/cli"
 import { BunContext, BunRuntime } from "@effect/platform-bun"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
-import { appLayer } from "./app-layer.ts"
+import { appLayer, type AppServices } from "./app-layer.ts"
 import { AppConfig, loadConfig } from "./config.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
@@ -24,8 +24,15 @@ const summary = (fields: Record<string, unknown>) =>
     Console.log(JSON.stringify(fields))
   )
 
+/**
+ * The application's services (database, vendor client, pipeline) for one command, built when the command
+ * runs and after its input is checked: `--help` or a mistyped option never opens the database.
+ */
+const withApp = <A, E>(effect: Effect.Effect<A, E, AppServices>) =>
+  Effect.flatMap(AppConfig, (config) => Effect.provide(effect, appLayer(config)))
+
 const serve = Command.make("serve", {}, () =>
-  Effect.gen(function* () {
+  withApp(Effect.gen(function* () {
     const started = Date.now()
     const info = yield* DatabaseInfo
     yield* Effect.logInfo(
@@ -39,15 +46,15 @@ const serve = Command.make("serve", {}, () =>
     yield* Effect.never.pipe(
       Effect.onInterrupt(() => summary({ command: "serve", status: "stopped", uptime_s: Math.round((Date.now() - started) / 1000) }))
     )
-  }).pipe(Effect.scoped)
+  }).pipe(Effect.scoped))
 ).pipe(Command.withDescription("Run the service: HTTP API and sync supervisor (the default command)."))
 
 const migrateCommand = Command.make("migrate", {}, () =>
-  Effect.gen(function* () {
+  withApp(Effect.gen(function* () {
     const info = yield* DatabaseInfo
     yield* Console.log(`database ${info.location} (${info.kind}, ${info.flavour}) is at migration ${info.migrationLevel}`)
     yield* summary({ command: "migrate", status: "ok", database: info.kind, flavour: info.flavour, level: info.migrationLevel })
-  })
+  }))
 ).pipe(Command.withDescription("Apply the database migrations and exit."))
 
 /** A command-line value that does not make sense: one line for the person who typed it. */
@@ -105,51 +112,55 @@ const runStream = (command: "backfill" | "sync", input: Parameters<typeof checkS
     const stream = yield* checkStream(input).pipe(
       Effect.tapError((bad) => summary({ command, status: "failed", symbol: input.symbol, timeframe: input.timeframe, error: bad.message, seconds: seconds() }))
     )
-    const backfill = yield* Backfill
-    const progress = progressReporter(started)
-    const outcome = yield* backfill
-      .run({
-        symbol: stream.symbol,
-        timeframe: stream.timeframe,
-        ...(stream.from === undefined ? {} : { from: stream.from }),
-        ...(stream.to === undefined ? {} : { to: stream.to }),
-        purpose: command,
-        onProgress: progress.report
+    return yield* withApp(
+      Effect.gen(function* () {
+        const backfill = yield* Backfill
+        const progress = progressReporter(started)
+        const outcome = yield* backfill
+          .run({
+            symbol: stream.symbol,
+            timeframe: stream.timeframe,
+            ...(stream.from === undefined ? {} : { from: stream.from }),
+            ...(stream.to === undefined ? {} : { to: stream.to }),
+            purpose: command,
+            onProgress: progress.report
+          })
+          .pipe(
+            Effect.ensuring(progress.finish),
+            Effect.onInterrupt(() => summary({ command, status: "interrupted", symbol: stream.symbol, timeframe: stream.timeframe, seconds: seconds() })),
+            Effect.either
+          )
+        if (outcome._tag === "Left") {
+          yield* summary({ command, status: "failed", symbol: stream.symbol, timeframe: stream.timeframe, error: outcome.left.message, seconds: seconds() })
+          return yield* Effect.fail(outcome.left)
+        }
+        const report: RunReport = outcome.right
+        yield* Console.log(
+          report.upToDate
+            ? `${report.symbol} ${report.timeframe} is up to date (watermark at ${new Date(report.from).toISOString()})`
+            : `${report.symbol} ${report.timeframe} ${new Date(report.from).toISOString()} → ${new Date(report.to).toISOString()}: ` +
+                `${report.fetched} bars fetched, ${report.stored} stored, ${report.unchanged} unchanged, ${report.rejected} rejected, ` +
+                `${report.requests} requests (${report.retries} retries) in ${seconds()} s`
+        )
+        yield* summary({
+          command,
+          status: "ok",
+          symbol: report.symbol,
+          timeframe: report.timeframe,
+          from: new Date(report.from).toISOString(),
+          to: new Date(report.to).toISOString(),
+          up_to_date: report.upToDate,
+          fetched: report.fetched,
+          stored: report.stored,
+          unchanged: report.unchanged,
+          rejected: report.rejected,
+          pages: report.pages,
+          requests: report.requests,
+          retries: report.retries,
+          seconds: seconds()
+        })
       })
-      .pipe(
-        Effect.ensuring(progress.finish),
-        Effect.onInterrupt(() => summary({ command, status: "interrupted", symbol: stream.symbol, timeframe: stream.timeframe, seconds: seconds() })),
-        Effect.either
-      )
-    if (outcome._tag === "Left") {
-      yield* summary({ command, status: "failed", symbol: stream.symbol, timeframe: stream.timeframe, error: outcome.left.message, seconds: seconds() })
-      return yield* Effect.fail(outcome.left)
-    }
-    const report: RunReport = outcome.right
-    yield* Console.log(
-      report.upToDate
-        ? `${report.symbol} ${report.timeframe} is up to date (watermark at ${new Date(report.from).toISOString()})`
-        : `${report.symbol} ${report.timeframe} ${new Date(report.from).toISOString()} → ${new Date(report.to).toISOString()}: ` +
-            `${report.fetched} bars fetched, ${report.stored} stored, ${report.unchanged} unchanged, ${report.rejected} rejected, ` +
-            `${report.requests} requests (${report.retries} retries) in ${seconds()} s`
     )
-    yield* summary({
-      command,
-      status: "ok",
-      symbol: report.symbol,
-      timeframe: report.timeframe,
-      from: new Date(report.from).toISOString(),
-      to: new Date(report.to).toISOString(),
-      up_to_date: report.upToDate,
-      fetched: report.fetched,
-      stored: report.stored,
-      unchanged: report.unchanged,
-      rejected: report.rejected,
-      pages: report.pages,
-      requests: report.requests,
-      retries: report.retries,
-      seconds: seconds()
-    })
   })
 
 const backfillCommand = Command.make(
@@ -181,7 +192,7 @@ const gapOptions = {
 }
 
 /** Runs a gaps command; a rejected input still ends with the JSON line. */
-const gapsCommand = <A>(command: string, needsKey: boolean, input: Parameters<typeof checkStream>[0], body: (range: GapRange) => Effect.Effect<A, unknown, Gaps>) =>
+const gapsCommand = <A>(command: string, needsKey: boolean, input: Parameters<typeof checkStream>[0], body: (range: GapRange) => Effect.Effect<A, unknown, AppServices>) =>
   Effect.gen(function* () {
     const stream = yield* checkStream(input, needsKey).pipe(
       Effect.tapError((bad) => summary({ command, status: "failed", symbol: input.symbol, timeframe: input.timeframe, error: bad.message }))
@@ -192,7 +203,7 @@ const gapsCommand = <A>(command: string, needsKey: boolean, input: Parameters<ty
       ...(stream.from === undefined ? {} : { from: stream.from }),
       ...(stream.to === undefined ? {} : { to: stream.to })
     }
-    return yield* body(range)
+    return yield* withApp(body(range))
   })
 
 const gapsDetect = Command.make("detect", gapOptions, (input) =>
@@ -267,7 +278,7 @@ const importCommand = Command.make(
       const config = yield* AppConfig
       const symbol = input.symbol.trim().toUpperCase()
       if (!config.symbols.some((s) => s.symbol === symbol)) return yield* fail(`unknown symbol ${input.symbol}: configured symbols are ${config.symbols.map((s) => s.symbol).join(", ")}`)
-      const report = yield* Importer.use((importer) =>
+      const report = yield* withApp(Importer.use((importer) =>
         importer.run({
           file: input.file,
           format,
@@ -277,7 +288,7 @@ const importCommand = Command.make(
           ...(input.keepFlat ? { keepFlat: true } : {}),
           onPage: (p) => Effect.sync(() => process.stderr.write(`${symbol} import: ${p.lines} lines, ${p.bars} bars, ${p.stored} stored, ${p.rejected} rejected\n`))
         })
-      )
+      ))
       for (const error of report.firstErrors) yield* Console.error(`line ${error.line}: ${error.reason}`)
       yield* Console.log(
         table(["lines", "bars", "stored", "unchanged", "rejected", "flat dropped", "bad lines"], [[report.lines, report.bars, report.stored, report.unchanged, report.rejected, report.droppedFlatBars, report.badLines]])
@@ -317,7 +328,7 @@ const program = Effect.gen(function* () {
   const config = yield* loadConfig
   const logger = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))
   return yield* cli(process.argv).pipe(
-    Effect.provide(appLayer(config)),
+    Effect.provide(Layer.succeed(AppConfig, config)),
     Effect.provide(Layer.merge(logger, Logger.minimumLogLevel(config.logLevel)))
   )
 }).pipe(

@@ -24,42 +24,43 @@ const guarded = (stream: StreamKey) =>
     )
   })
 
+/** A daily job: `run` for every configured stream, one failing never stopping the next; each outcome logged and published. */
+const forEachStream = <A, E, R>(job: string, run: (stream: StreamKey) => Effect.Effect<A, E, R>, describe: (result: A) => string) =>
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const events = yield* StreamEvents
+    for (const stream of configuredStreams(config)) {
+      const outcome = yield* Effect.either(run(stream))
+      const detail = `${streamName(stream)}: ${outcome._tag === "Right" ? describe(outcome.right) : `failed: ${errorText(outcome.left)}`}`
+      yield* Effect.logInfo(`${job} ${detail}`)
+      yield* events.publish({ type: "job", job, at: yield* Clock.currentTimeMillis, detail })
+    }
+  })
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
 /** Re-verification: the last VERIFY_DAYS of every stream asked again and upserted; counts bars that changed. */
 const verifyRecentDays = Effect.gen(function* () {
   const config = yield* AppConfig
   const backfill = yield* Backfill
-  const events = yield* StreamEvents
-  const now = yield* Clock.currentTimeMillis
-  const from = now - Duration.toMillis(Duration.days(config.supervisor.verifyDays))
-  for (const stream of configuredStreams(config)) {
-    const outcome = yield* Effect.either(backfill.run({ ...stream, from, purpose: "verify", refetch: true }))
-    const detail =
-      outcome._tag === "Right"
-        ? `${streamName(stream)}: ${outcome.right.fetched} bars asked again, ${outcome.right.changed} changed, ${outcome.right.stored - outcome.right.changed} new`
-        : `${streamName(stream)}: verification failed: ${outcome.left.message}`
-    yield* Effect.logInfo(`verify ${detail}`)
-    yield* events.publish({ type: "job", job: "verify", at: yield* Clock.currentTimeMillis, detail })
-  }
+  const from = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.days(config.supervisor.verifyDays))
+  yield* forEachStream(
+    "verify",
+    (stream) => backfill.run({ ...stream, from, purpose: "verify", refetch: true }),
+    (report) => `${report.fetched} bars asked again, ${report.changed} changed, ${report.stored - report.changed} new`
+  )
 })
 
 /** The daily gap scan: detect over each stream's whole history, then ask the vendor again for the open gaps. */
-const gapScan = Effect.gen(function* () {
-  const config = yield* AppConfig
-  const gaps = yield* Gaps
-  const events = yield* StreamEvents
-  for (const stream of configuredStreams(config)) {
-    const outcome = yield* Effect.either(
-      Effect.zip(gaps.detect(stream), gaps.fill(stream))
-    )
-    const detail =
-      outcome._tag === "Right"
-        ? `${streamName(stream)}: ${outcome.right[0].gaps.length} gaps (${outcome.right[0].recorded} new); refilled ${outcome.right[1].filled}, ` +
-          `shrunk ${outcome.right[1].partiallyFilled}, unfillable ${outcome.right[1].unfillable}, ${outcome.right[1].barsRecovered} bars recovered`
-        : `${streamName(stream)}: gap scan failed: ${String((outcome.left as { message?: unknown }).message ?? outcome.left)}`
-    yield* Effect.logInfo(`gap scan ${detail}`)
-    yield* events.publish({ type: "job", job: "gap-scan", at: yield* Clock.currentTimeMillis, detail })
-  }
-})
+const gapScan = Effect.flatMap(Gaps, (gaps) =>
+  forEachStream(
+    "gap-scan",
+    (stream) => Effect.zip(gaps.detect(stream), gaps.fill(stream)),
+    ([found, filled]) =>
+      `${found.gaps.length} gaps (${found.recorded} new); refilled ${filled.filled}, shrunk ${filled.partiallyFilled}, ` +
+      `unfillable ${filled.unfillable}, ${filled.barsRecovered} bars recovered`
+  )
+)
 
 /**
  * Every configured stream as a cluster singleton (`stream/EURUSD:M1`), the Stream entity that reaches it,

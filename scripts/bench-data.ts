@@ -1,4 +1,6 @@
+import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
+import { CandleStore } from "../src/store/candle-store.ts"
 import type { Candle, CandlePage } from "../src/domain/candle.ts"
 import { defaultSymbols } from "../src/domain/symbol.ts"
 
@@ -106,3 +108,16 @@ export const writeCsv = (streams: ReadonlyArray<BenchStream>, path: string): voi
   }
   writeFileSync(path, lines.join("\n") + "\n")
 }
+
+/** Upserts the pages in order through `CandleStore.upsertPage`; only the upserts are timed. */
+export const timedUpserts = (pages: ReadonlyArray<CandlePage>) =>
+  Effect.gen(function* () {
+    const store = yield* CandleStore
+    let stored = 0
+    const start = performance.now()
+    for (const page of pages) {
+      const report = yield* store.upsertPage(page)
+      stored += report.inserted + report.updated
+    }
+    return { stored, seconds: (performance.now() - start) / 1000 }
+  })

@@ -20,7 +20,7 @@ import type { CandlePage } from "../src/domain/candle.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { DatabaseLive, redactUrl } from "../src/store/database.ts"
 import { benchDatabase } from "./bench-database.ts"
-import { csvColumns, generateStreams, toPages, writeCsv, type BenchStream } from "./bench-data.ts"
+import { csvColumns, generateStreams, timedUpserts, toPages, writeCsv, type BenchStream } from "./bench-data.ts"
 
 const option = (flag: string, env: string, fallback: string): string => {
   const at = process.argv.indexOf(flag)
@@ -58,13 +58,7 @@ const ingest = (target: string, streams: ReadonlyArray<BenchStream>, pages: Read
   Effect.gen(function* () {
     const store = yield* CandleStore
     yield* progress(`${target}: upserting ${rows.toLocaleString("en")} bars in ${pages.length} pages of ≤ ${pageSize.toLocaleString("en")}`)
-    let stored = 0
-    const start = performance.now()
-    for (const page of pages) {
-      const report = yield* store.upsertPage(page)
-      stored += report.inserted + report.updated
-    }
-    const seconds = (performance.now() - start) / 1000
+    const { stored, seconds } = yield* timedUpserts(pages)
     if (stored !== rows) yield* progress(`${target}: WARNING stored ${stored} bars, expected ${rows}`)
 
     yield* progress(`${target}: refreshing the rollups`)

@@ -25,7 +25,7 @@ import { Backfill, requestWindowMillis, requestWindows } from "../src/pipeline/b
 import { AggregatesResponse, wireBarToCandle } from "../src/sources/massive/wire.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { DatabaseInfo, redactUrl } from "../src/store/database.ts"
-import { generateStreams } from "./bench-data.ts"
+import { generateStreams, timedUpserts } from "./bench-data.ts"
 import { benchDatabase } from "./bench-database.ts"
 
 const option = (flag: string, env: string, fallback: string): string => {
@@ -303,13 +303,7 @@ const rawUpsert = (barCount: number) =>
       const store = yield* CandleStore
       yield* checkpoint
       yield* progress(`raw: upserting ${count(barCount)} bars in ${pages.length} pages of ≤ ${count(pageSize)}`)
-      let stored = 0
-      const start = performance.now()
-      for (const page of pages) {
-        const report = yield* store.upsertPage(page)
-        stored += report.inserted + report.updated
-      }
-      const seconds = (performance.now() - start) / 1000
+      const { stored, seconds } = yield* timedUpserts(pages)
       if (stored !== barCount) yield* progress(`raw: WARNING stored ${stored} bars, expected ${barCount}`)
       yield* progress("raw: refreshing the rollups page by page")
       const refreshStart = performance.now()

@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Chunk, Clock, Effect, Fiber, HashMap, Logger, Option, Redacted, TestClock, TestContext } from "effect"
+import { Effect, Fiber, HashMap, Logger, Option, Redacted, TestClock, TestContext } from "effect"
 import type { Candle } from "../src/domain/candle.ts"
 import { Backfill, StreamFetchFailed } from "../src/pipeline/backfill.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { SyncRepo } from "../src/store/sync-repo.ts"
 import { quietBars } from "./support/bars.ts"
+import { advanceUntil } from "./support/test-clock.ts"
 import { startMassiveFake, type MassiveFake, type MassiveFakeOptions } from "./fakes/massive.ts"
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
@@ -204,14 +205,8 @@ describe.each(databaseKinds)("ingest pipeline on the %s database", (kind) => {
         Effect.forEach(symbols, (symbol) => backfill.run({ symbol, timeframe: "M1", from: start, to: end }), { concurrency: "unbounded" })
       )
       // Move the clock to the next wake-up only when some fiber waits on it; otherwise let real I/O run.
-      for (;;) {
-        const done = yield* Fiber.poll(work)
-        if (Option.isSome(done)) return yield* Fiber.join(work)
-        const now = yield* Clock.currentTimeMillis
-        const wakeUps = Chunk.toReadonlyArray(yield* TestClock.sleeps()).filter((at) => at - now <= 120_000)
-        if (wakeUps.length > 0) yield* TestClock.setTime(Math.min(...wakeUps))
-        else yield* Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
-      }
+      yield* advanceUntil(() => work.unsafePoll() !== null, { limitMillis: 10 * 60_000, horizonMillis: 120_000 })
+      return yield* Fiber.join(work)
     })
     const reports = await db.run(Effect.provide(program, TestContext.TestContext))
     const inRange = sparse.filter((b) => b.ts < end).length

@@ -188,9 +188,6 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
             if (request.onProgress) {
               yield* request.onProgress({ symbol, timeframe, from: start, to: end, reached: advanceTo, ...totals })
             }
-            // A page leaves tens of MB of garbage (JSON text, parsed bars, SQL array text); collecting it now keeps a
-            // long backfill's memory at one page's worth instead of whatever the engine lets pile up.
-            yield* Effect.sync(() => Bun.gc(true))
           })
         )
         return report(false)

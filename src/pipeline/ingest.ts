@@ -109,6 +109,9 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
             to: Math.max(...touched) + timeframeMillis.M1
           })
         }
+        // A page leaves tens of MB of garbage (JSON text, parsed bars, SQL array text); collecting it now keeps a
+        // long backfill or import at one page's worth of memory instead of whatever the engine lets pile up.
+        yield* Effect.sync(() => Bun.gc(true))
         return {
           received: input.candles.length,
           inserted: written.inserted,

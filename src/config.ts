@@ -74,6 +74,43 @@ const SymbolList = Schema.String.pipe(
   })
 )
 
+/** `*`, or origins separated by commas. */
+const OriginList = Schema.String.pipe(
+  Schema.transform(Schema.Array(Schema.String), {
+    strict: true,
+    decode: (text) => text.split(",").map((o) => o.trim()).filter((o) => o.length > 0),
+    encode: (origins) => origins.join(",")
+  }),
+  Schema.filter((origins) => origins.every((o) => o === "*" || /^https?:\/\/[^\s/]+$/.test(o)))
+)
+
+/** MetaApi account ids, separated by commas. */
+const AccountList = Schema.String.pipe(
+  Schema.transform(Schema.Array(Schema.String), {
+    strict: true,
+    decode: (text) => text.split(",").map((a) => a.trim()).filter((a) => a.length > 0),
+    encode: (accounts) => accounts.join(",")
+  }),
+  Schema.filter((accounts) => accounts.length > 0 && accounts.every((a) => /^[A-Za-z0-9_-]{1,64}$/.test(a)))
+)
+
+/** `XAUUSD=XAUUSD.a,EURUSD=EURUSDm`: our symbol = the broker's symbol. */
+const BrokerSymbolMap = Schema.String.pipe(
+  Schema.transformOrFail(Schema.Record({ key: Schema.String, value: Schema.String }), {
+    strict: true,
+    decode: (text, _, ast) => {
+      const map: Record<string, string> = {}
+      for (const entry of text.split(",").map((e) => e.trim()).filter((e) => e.length > 0)) {
+        const match = /^([A-Z0-9]{3,12})=([^\s,=]{1,32})$/.exec(entry)
+        if (!match) return ParseResult.fail(new ParseResult.Type(ast, text, `bad entry ${JSON.stringify(entry)}`))
+        map[match[1]!] = match[2]!
+      }
+      return ParseResult.succeed(map)
+    },
+    encode: (map) => ParseResult.succeed(Object.entries(map).map(([k, v]) => `${k}=${v}`).join(","))
+  })
+)
+
 /** A cron expression with seconds (`sec min hour day month weekday`), checked by Effect's own parser. */
 const CronText = Schema.String.pipe(Schema.filter((text) => Either.isRight(Cron.parse(text))))
 
@@ -124,7 +161,36 @@ export const settings = Config.all({
     maxAttempts: setting("GAP_FILL_MAX_ATTEMPTS", PositiveInt, "a positive integer").pipe(Config.withDefault(3))
   }),
   /** Where a backfill starts when a stream has no watermark; unset = ten years before now. */
-  backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant"))
+  backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant")),
+  http: Config.all({
+    /** When set, every POST needs `Authorization: Bearer <token>`. */
+    apiToken: Config.option(secret("API_TOKEN", Schema.NonEmptyString, "a token")),
+    /** When set, every read (GET) needs it too (or API_TOKEN). */
+    apiReadToken: Config.option(secret("API_READ_TOKEN", Schema.NonEmptyString, "a token")),
+    /** Origins allowed to call the API from a browser: `*`, or a comma-separated list; empty = no CORS headers. */
+    corsOrigins: setting("CORS_ORIGINS", OriginList, "* or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
+  }),
+  broker: Config.all({
+    token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),
+    accounts: setting("METAAPI_ACCOUNT_ID", AccountList, "one or more MetaApi account ids separated by commas").pipe(Config.withDefault([] as ReadonlyArray<string>)),
+    baseUrl: setting("METAAPI_BASE_URL", HttpUrl, "an http(s) URL").pipe(Config.withDefault("https://mt-client-api-v1.new-york.agiliumtrade.ai")),
+    marketDataUrl: setting("METAAPI_MARKET_DATA_URL", HttpUrl, "an http(s) URL").pipe(
+      Config.withDefault("https://mt-market-data-client-api-v1.new-york.agiliumtrade.ai")
+    ),
+    /** Our symbol → the broker's; a configured symbol not named here is asked by its own name. */
+    symbols: Config.option(setting("BROKER_SYMBOLS", BrokerSymbolMap, "comma-separated SYMBOL=BROKER_SYMBOL entries, e.g. XAUUSD=XAUUSD.a")),
+    timeoutSeconds: setting("METAAPI_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30)),
+    quoteIntervalSeconds: setting("BROKER_QUOTE_INTERVAL_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
+    quoteRetentionDays: setting("BROKER_QUOTE_RETENTION_DAYS", PositiveInt, "a positive number of days").pipe(Config.withDefault(30)),
+    compareCron: setting("BROKER_COMPARE_CRON", CronText, "a cron expression with seconds").pipe(Config.withDefault("0 0 * * * *")),
+    compareWindowMinutes: setting("BROKER_COMPARE_WINDOW_MINUTES", Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 10_080)), "whole minutes 1-10080").pipe(
+      Config.withDefault(60)
+    ),
+    /** Recommend applying the offset when |mean(broker mid − vendor close)| exceeds this many pips. */
+    offsetThresholdPips: setting("BROKER_OFFSET_THRESHOLD_PIPS", Schema.NumberFromString.pipe(Schema.nonNegative()), "a number of pips ≥ 0").pipe(
+      Config.withDefault(0.5)
+    )
+  })
 })
 
 export interface AppConfigShape {
@@ -139,6 +205,51 @@ export interface AppConfigShape {
   readonly supervisor: SupervisorSettings
   readonly gaps: { readonly minBars: number; readonly maxAttempts: number }
   readonly backfillFrom: Option.Option<number>
+  readonly http: HttpSettings
+  readonly broker: BrokerSettings
+}
+
+export interface HttpSettings {
+  readonly apiToken: Option.Option<Redacted.Redacted<string>>
+  readonly apiReadToken: Option.Option<Redacted.Redacted<string>>
+  readonly corsOrigins: ReadonlyArray<string>
+}
+
+export interface BrokerSettings {
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  readonly accounts: ReadonlyArray<string>
+  readonly baseUrl: string
+  readonly marketDataUrl: string
+  readonly symbols: Option.Option<Readonly<Record<string, string>>>
+  readonly timeoutSeconds: number
+  readonly quoteIntervalSeconds: number
+  readonly quoteRetentionDays: number
+  readonly compareCron: string
+  readonly compareWindowMinutes: number
+  readonly offsetThresholdPips: number
+}
+
+/** A broker stream: one MetaApi account and one of our symbols, with the broker's name for it. */
+export interface BrokerStream {
+  readonly account: string
+  readonly symbol: string
+  readonly brokerSymbol: string
+}
+
+/**
+ * The broker streams to run: every account × every symbol of BROKER_SYMBOLS (else every configured symbol,
+ * under its own name). Empty, with the reason, when MetaApi is not configured: broker features are then off.
+ */
+export const brokerStreams = (config: AppConfigShape): { readonly streams: ReadonlyArray<BrokerStream>; readonly off: string | null } => {
+  const broker = config.broker
+  if (Option.isNone(broker.token)) return { streams: [], off: "METAAPI_TOKEN is not set" }
+  if (broker.accounts.length === 0) return { streams: [], off: "METAAPI_ACCOUNT_ID is not set" }
+  const map = Option.getOrElse(broker.symbols, () => Object.fromEntries(config.symbols.map((s) => [s.symbol, s.symbol])))
+  const symbols = Object.entries(map).filter(([symbol]) => config.symbols.some((s) => s.symbol === symbol))
+  return {
+    streams: broker.accounts.flatMap((account) => symbols.map(([symbol, brokerSymbol]) => ({ account, symbol, brokerSymbol }))),
+    off: null
+  }
 }
 
 export interface SupervisorSettings {
@@ -205,6 +316,20 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
+    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"] },
+    broker: {
+      token: Option.none(),
+      accounts: [],
+      baseUrl: "https://mt-client-api-v1.new-york.agiliumtrade.ai",
+      marketDataUrl: "https://mt-market-data-client-api-v1.new-york.agiliumtrade.ai",
+      symbols: Option.none(),
+      timeoutSeconds: 30,
+      quoteIntervalSeconds: 5,
+      quoteRetentionDays: 30,
+      compareCron: "0 0 * * * *",
+      compareWindowMinutes: 60,
+      offsetThresholdPips: 0.5
+    },
     ...overrides
   })
 }
@@ -241,6 +366,11 @@ const environment = () =>
 
 /** Fails start-up with the one-line description, never a stack trace. */
 export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.mapError(settings, describeConfigError), environment())).pipe(
+  Effect.filterOrFail(
+    (config) => Object.keys(Option.getOrElse(config.broker.symbols, () => ({}))).every((symbol) => config.symbols.some((s) => s.symbol === symbol)),
+    (config) =>
+      `invalid configuration: BROKER_SYMBOLS names a symbol that SYMBOLS does not configure (configured: ${config.symbols.map((s) => s.symbol).join(", ")})`
+  ),
   Effect.filterOrFail(
     (config) => Option.getOrElse(config.streams, () => []).every((stream) => config.symbols.some((s) => s.symbol === stream.symbol)),
     (config) =>

@@ -91,9 +91,10 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
         )
         const at = new Date(yield* Clock.currentTimeMillis).toISOString()
         if (asked._tag === "Left") {
-          // The vendor or the store failed: the gap stays open for the next attempt, with the reason.
-          const status: GapStatus = gap.attempts + 1 >= config.gaps.maxAttempts ? "partially_filled" : "detected"
-          yield* repo.settle(gap.id, { status: gap.status === "partially_filled" ? "partially_filled" : status, remaining: null, evidence: { at, error: asked.left.message } })
+          // The vendor or the store failed: nothing was learned about the range, so the gap stays open as it was, with
+          // the reason; once its attempts reach GAP_FILL_MAX_ATTEMPTS, `fill` leaves it alone.
+          const status: GapStatus = gap.status === "partially_filled" ? "partially_filled" : "detected"
+          yield* repo.settle(gap.id, { status, remaining: null, evidence: { at, error: asked.left.message } })
           return { outcome: "failed" as const, recovered: 0 }
         }
         const remaining = yield* stillMissing(gap, instrumentClass, barMillis)

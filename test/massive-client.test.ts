@@ -3,7 +3,8 @@ import { describe, expect, test } from "bun:test"
 import { Cause, Chunk, Clock, Context, Effect, Either, Exit, Fiber, HashMap, Layer, Logger, Option, Queue, Redacted, type Scope, Stream, TestClock, TestContext } from "effect"
 import { AppConfig, type MassiveSettings } from "../src/config.ts"
 import type { Candle } from "../src/domain/candle.ts"
-import { type MassiveRange, MassiveClient, massiveRetry, parseRetryAfter } from "../src/sources/massive/client.ts"
+import { type MassiveRange, MassiveClient, massiveRetry } from "../src/sources/massive/client.ts"
+import { parseRetryAfter } from "../src/sources/http-answer.ts"
 import {
   excerptOf,
   failureForStatus,

@@ -1,28 +1,32 @@
 import { ClusterCron, Singleton } from "@effect/cluster"
 import { Cause, Clock, Cron, Duration, Effect, Layer } from "effect"
-import { AppConfig, configuredStreams } from "../config.ts"
+import { AppConfig, brokerStreams, configuredStreams } from "../config.ts"
 import { streamName, type StreamKey } from "../domain/stream.ts"
 import { Backfill } from "../pipeline/backfill.ts"
 import { Gaps } from "../pipeline/gaps.ts"
+import { BrokerRepo } from "../store/broker-repo.ts"
+import { brokerSingletonName, brokerStreamName, compareAllBrokerStreams, runBrokerLoop } from "./broker-loop.ts"
 import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntityLive, streamEntityId } from "./stream-entity.ts"
 import { runStreamLoop } from "./stream-loop.ts"
 
-/** The loop handles its own failures; this catches what should never happen, so a defect restarts it, never kills it. */
-const guarded = (stream: StreamKey) =>
+/** A loop handles its own failures; this catches what should never happen, so a defect restarts it, never kills it. */
+const keepRunning = <E, R>(name: string, loop: (owner: string) => Effect.Effect<unknown, E, R>) =>
   Effect.gen(function* () {
     const owner = yield* runnerName
-    yield* Effect.logInfo(`${streamName(stream)} runs here (${owner})`)
-    return yield* runStreamLoop(stream, owner).pipe(
+    yield* Effect.logInfo(`${name} runs here (${owner})`)
+    return yield* loop(owner).pipe(
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
           ? Effect.failCause(cause)
-          : Effect.logError(`${streamName(stream)} loop died; restarting in 5 s`, cause).pipe(Effect.zipRight(Effect.sleep("5 seconds")))
+          : Effect.logError(`${name} loop died; restarting in 5 s`, cause).pipe(Effect.zipRight(Effect.sleep("5 seconds")))
       ),
       Effect.forever
     )
   })
+
+const guarded = (stream: StreamKey) => keepRunning(streamName(stream), (owner) => runStreamLoop(stream, owner))
 
 /** A daily job: `run` for every configured stream, one failing never stopping the next; each outcome logged and published. */
 const forEachStream = <A, E, R>(job: string, run: (stream: StreamKey) => Effect.Effect<A, E, R>, describe: (result: A) => string) =>
@@ -63,6 +67,37 @@ const gapScan = Effect.flatMap(Gaps, (gaps) =>
 )
 
 /**
+ * The broker side when MetaApi is configured: a singleton quote loop per (account, symbol) `broker/ACCOUNT:SYMBOL`,
+ * the comparison on BROKER_COMPARE_CRON once per cluster, and the quote retention policy. Otherwise one info line
+ * and every stored broker stream marked `off`, so the status page says why.
+ */
+const BrokerSupervisorLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) => {
+    const broker = brokerStreams(config)
+    if (broker.off !== null) {
+      const reason = broker.off
+      return Layer.effectDiscard(
+        Effect.logInfo(`broker features off: ${reason}`).pipe(
+          Effect.zipRight(BrokerRepo.use((repo) => repo.markAllOff(`broker features off: ${reason}`))),
+          Effect.catchAllCause((cause) => Effect.logWarning("could not mark broker streams off", cause))
+        )
+      )
+    }
+    return Layer.mergeAll(
+      Layer.effectDiscard(
+        BrokerRepo.use((repo) => repo.applyRetention(config.broker.quoteRetentionDays)).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("could not set the broker_quotes retention policy", cause))
+        )
+      ),
+      ClusterCron.make({ name: "broker-compare", cron: Cron.unsafeParse(config.broker.compareCron, "UTC"), execute: compareAllBrokerStreams }),
+      ...broker.streams.map((stream) =>
+        Singleton.make(brokerSingletonName(stream), keepRunning(`broker ${brokerStreamName(stream)}`, (owner) => runBrokerLoop(stream, owner)))
+      )
+    )
+  })
+)
+
+/**
  * Every configured stream as a cluster singleton (`stream/EURUSD:M1`), the Stream entity that reaches it,
  * and the daily jobs, each run once per cluster.
  */
@@ -72,7 +107,8 @@ export const SupervisorLive = Layer.unwrapEffect(
       StreamEntityLive,
       ClusterCron.make({ name: "gap-scan", cron: Cron.unsafeParse(config.supervisor.gapScanCron, "UTC"), execute: gapScan }),
       ClusterCron.make({ name: "verify", cron: Cron.unsafeParse(config.supervisor.verifyCron, "UTC"), execute: verifyRecentDays }),
-      ...configuredStreams(config).map((stream) => Singleton.make(streamEntityId(streamName(stream)), guarded(stream)))
+      ...configuredStreams(config).map((stream) => Singleton.make(streamEntityId(streamName(stream)), guarded(stream))),
+      BrokerSupervisorLive
     )
   )
 )

@@ -1,6 +1,8 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
-import { Clock, Effect, Either, Option, ParseResult, Random, Redacted, Schema, Stream } from "effect"
+import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Schema, Stream } from "effect"
+import { vendorRequests, vendorRetries } from "../../metrics.ts"
+import { firstIssue, parseJson, parseRetryAfter, type Answer } from "../http-answer.ts"
 import { AppConfig, massiveRequestsPerMinute } from "../../config.ts"
 import type { Candle } from "../../domain/candle.ts"
 import { type Timeframe, vendorSpan } from "../../domain/timeframe.ts"
@@ -51,15 +53,6 @@ export interface RetriedPage {
 /** Backoff for transient failures: 1 s, 2 s, 4 s … capped at 60 s, jittered ±20 %, at most 8 tries in all. */
 export const massiveRetry = { baseMillis: 1_000, factor: 2, capMillis: 60_000, jitter: 0.2, maxAttempts: 8 } as const
 
-/** `Retry-After` in whole or decimal seconds, or as an HTTP date; null when absent or unreadable. */
-export const parseRetryAfter = (header: string | undefined, now: number): number | null => {
-  if (header === undefined) return null
-  const value = header.trim()
-  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000)
-  const at = Date.parse(value)
-  return Number.isNaN(at) ? null : Math.max(0, at - now)
-}
-
 /** Delay before retry number `retry` (0-based): jittered exponential, never shorter than the server asked. */
 const retryDelay = (retry: number, error: MassiveError): Effect.Effect<number> =>
   Effect.map(Random.nextRange(1 - massiveRetry.jitter, 1 + massiveRetry.jitter), (jitter) => {
@@ -82,24 +75,7 @@ const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): st
   return `${baseUrl.replace(/\/+$/, "")}${path}?adjusted=true&sort=asc&limit=50000`
 }
 
-const parseJson = (body: string): Option.Option<unknown> => {
-  try {
-    return Option.some(JSON.parse(body))
-  } catch {
-    return Option.none()
-  }
-}
-
-const firstIssue = (error: ParseResult.ParseError): string => {
-  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return issue === undefined ? "unexpected shape" : `${issue.path.join(".") || "body"}: ${issue.message}`
-}
-
-interface Answer {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: string
-}
+const vendorOutcome = (outcome: string) => [MetricLabel.make("vendor", "massive"), MetricLabel.make("outcome", outcome)]
 
 export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/MassiveClient", {
   effect: Effect.gen(function* () {
@@ -195,7 +171,13 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
           nextUrl: page.next_url ?? null,
           status: answer.status
         } satisfies MassivePage
-      }).pipe(Effect.withSpan("Massive.fetchPage", { attributes: { symbol: request.symbol, timeframe: request.timeframe } }))
+      }).pipe(
+        Effect.tapBoth({
+          onSuccess: (page) => Metric.increment(Metric.taggedWithLabels(vendorRequests, vendorOutcome(page.candles.length === 0 ? "empty" : "ok"))),
+          onFailure: (error) => Metric.increment(Metric.taggedWithLabels(vendorRequests, vendorOutcome(error._tag)))
+        }),
+        Effect.withSpan("Massive.fetchPage", { attributes: { symbol: request.symbol, timeframe: request.timeframe } })
+      )
 
     const fetchPageWithRetry = (request: MassivePageRequest): Effect.Effect<RetriedPage, MassiveError> => {
       const attempt = (retries: number): Effect.Effect<RetriedPage, MassiveError> =>
@@ -207,6 +189,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
               : Effect.flatMap(retryDelay(retries, error), (delayMillis) =>
                   Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
                     Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
+                    Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "massive"))),
                     Effect.zipRight(Effect.sleep(delayMillis)),
                     Effect.zipRight(attempt(retries + 1))
                   )

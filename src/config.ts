@@ -74,12 +74,12 @@ const SymbolList = Schema.String.pipe(
   })
 )
 
-/** `*`, or origins separated by commas. */
+/** `*`, origins separated by commas, or `none` (no CORS headers at all). */
 const OriginList = Schema.String.pipe(
   Schema.transform(Schema.Array(Schema.String), {
     strict: true,
-    decode: (text) => text.split(",").map((o) => o.trim()).filter((o) => o.length > 0),
-    encode: (origins) => origins.join(",")
+    decode: (text) => (text.trim().toLowerCase() === "none" ? [] : text.split(",").map((o) => o.trim()).filter((o) => o.length > 0)),
+    encode: (origins) => (origins.length === 0 ? "none" : origins.join(","))
   }),
   Schema.filter((origins) => origins.every((o) => o === "*" || /^https?:\/\/[^\s/]+$/.test(o)))
 )
@@ -167,8 +167,8 @@ export const settings = Config.all({
     apiToken: Config.option(secret("API_TOKEN", Schema.NonEmptyString, "a token")),
     /** When set, every read (GET) needs it too (or API_TOKEN). */
     apiReadToken: Config.option(secret("API_READ_TOKEN", Schema.NonEmptyString, "a token")),
-    /** Origins allowed to call the API from a browser: `*`, or a comma-separated list; empty = no CORS headers. */
-    corsOrigins: setting("CORS_ORIGINS", OriginList, "* or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
+    /** Origins allowed to call the API from a browser: `*`, a comma-separated list, or `none`. */
+    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
   }),
   broker: Config.all({
     token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),

@@ -3,16 +3,19 @@ import { BunContext, BunRuntime } from "@effect/platform-bun"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { appLayer, type AppServices } from "./app-layer.ts"
-import { AppConfig, loadConfig } from "./config.ts"
+import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
+import { Broker, type BrokerComparisonReport } from "./pipeline/broker.ts"
 import { Gaps, type GapRange } from "./pipeline/gaps.ts"
 import { Importer } from "./pipeline/import.ts"
 import { SourceClockFromString } from "./sources/csv/clock.ts"
 import { CsvFormat } from "./sources/csv/line.ts"
 import { progressReporter } from "./progress.ts"
 import { ClusterLive } from "./supervisor/cluster.ts"
+import { Jobs } from "./supervisor/jobs.ts"
+import { Readiness } from "./supervisor/readiness.ts"
 import { SupervisorLive } from "./supervisor/supervisor.ts"
 import { DatabaseInfo } from "./store/database.ts"
 
@@ -40,12 +43,22 @@ const serve = Command.make("serve", {}, () =>
         (info.timescaleVersion ? `, TimescaleDB ${info.timescaleVersion}` : "") +
         `, migrations at ${info.migrationLevel}`
     )
-    yield* serveHttp
-    yield* Layer.build(SupervisorLive.pipe(Layer.provide(ClusterLive)))
-    // Runs until SIGINT/SIGTERM interrupts it; the scope then stops the server and closes the database.
-    yield* Effect.never.pipe(
-      Effect.onInterrupt(() => summary({ command: "serve", status: "stopped", uptime_s: Math.round((Date.now() - started) / 1000) }))
-    )
+    // The cluster first: the HTTP API reaches streams through it (POST /api/data/sync), wherever they run.
+    const cluster = yield* Layer.build(ClusterLive)
+    yield* Effect.gen(function* () {
+      yield* serveHttp
+      yield* Layer.build(SupervisorLive)
+      yield* Readiness.use((r) => r.markRunning)
+      // Runs until SIGINT/SIGTERM interrupts it; the scope then stops the supervisor and the server and closes the database.
+      yield* Effect.never.pipe(
+        Effect.onInterrupt(() =>
+          Effect.zipRight(
+            Readiness.use((r) => r.markStopping),
+            summary({ command: "serve", status: "stopped", uptime_s: Math.round((Date.now() - started) / 1000) })
+          )
+        )
+      )
+    }).pipe(Effect.provide(Layer.mergeAll(Jobs.Default, Readiness.Default)), Effect.provide(cluster))
   }).pipe(Effect.scoped))
 ).pipe(Command.withDescription("Run the service: HTTP API and sync supervisor (the default command)."))
 
@@ -249,6 +262,78 @@ const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | f
   Command.withSubcommands([gapsDetect, gapsFill, gapsReport])
 )
 
+/** A number for the broker table: a few decimals, or "-" when there is none. */
+const figure = (value: number | null | undefined, decimals: number) => (value === null || value === undefined ? "-" : value.toFixed(decimals))
+
+const printComparison = (report: BrokerComparisonReport) => {
+  const digits = Math.max(2, Math.round(-Math.log10(report.pip_size)) + 1)
+  return Console.log(
+    [
+      `${report.account} ${report.symbol} (broker ${report.broker_symbol}): ${report.status}`,
+      table(
+        ["window (UTC)", "minutes", "samples", "vendor only", "broker only", "one-sided %"],
+        [[`${iso(Date.parse(report.window.from))} → ${iso(Date.parse(report.window.to))}`, report.window.minutes, report.samples, report.vendor_only, report.broker_only, figure(report.one_sided_share === null ? null : report.one_sided_share * 100, 1)]]
+      ),
+      table(
+        ["broker − vendor close", "price", "pips"],
+        [
+          ["mean", figure(report.diff?.mean, digits), figure(report.diff_pips?.mean, 2)],
+          ["max |diff|", figure(report.diff?.max_abs, digits), figure(report.diff_pips?.max_abs, 2)],
+          ["std", figure(report.diff?.std, digits), figure(report.diff_pips?.std, 2)]
+        ]
+      ),
+      table(
+        ["latest", "vendor close", "vendor bar (UTC)", "broker bid", "broker ask", "broker time"],
+        [["", figure(report.latest.vendor_close, digits), report.latest.vendor_ts === null ? "-" : iso(Date.parse(report.latest.vendor_ts)), figure(report.latest.bid, digits), figure(report.latest.ask, digits), report.latest.broker_time]]
+      )
+    ].join("\n\n")
+  )
+}
+
+const brokerCompare = Command.make(
+  "compare",
+  {
+    symbol: streamOptions.symbol,
+    account: Options.text("account").pipe(Options.optional, Options.withDescription("MetaApi account id (default: the only one in METAAPI_ACCOUNT_ID)")),
+    window: Options.text("window").pipe(Options.optional, Options.withDescription("minutes compared, 1-10080 (default BROKER_COMPARE_WINDOW_MINUTES)")),
+    end: Options.text("end").pipe(Options.optional, Options.withDescription("end of the window, exclusive (default: the last whole minute)"))
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const command = "broker compare"
+      const fail = (message: string) =>
+        Effect.zipRight(summary({ command, status: "failed", symbol: input.symbol, error: message }), Effect.fail(new BadInput({ message })))
+      const config = yield* AppConfig
+      const broker = brokerStreams(config)
+      if (broker.off !== null) return yield* fail(`broker features off: ${broker.off} (see .env.example)`)
+      const accounts = config.broker.accounts
+      const account = Option.getOrElse(Option.map(input.account, (a) => a.trim()), () => (accounts.length === 1 ? accounts[0]! : ""))
+      if (account === "") return yield* fail(`--account is required: configured accounts are ${accounts.join(", ")}`)
+      if (!accounts.includes(account)) return yield* fail(`unknown account ${account}: configured accounts are ${accounts.join(", ")} (METAAPI_ACCOUNT_ID)`)
+      const symbol = input.symbol.trim().toUpperCase()
+      if (!broker.streams.some((s) => s.account === account && s.symbol === symbol)) {
+        return yield* fail(`no broker symbol for ${input.symbol}: broker symbols are configured for ${[...new Set(broker.streams.map((s) => s.symbol))].join(", ")} (BROKER_SYMBOLS)`)
+      }
+      const window = Option.isSome(input.window) ? Number(input.window.value.trim()) : undefined
+      if (window !== undefined && !(Number.isInteger(window) && window >= 1 && window <= 10_080)) {
+        return yield* fail(`--window ${JSON.stringify(input.window.pipe(Option.getOrElse(() => "")))} is not a whole number of minutes from 1 to 10080`)
+      }
+      const end = Option.isSome(input.end) ? yield* parseInstant("end", input.end.value).pipe(Effect.tapError((bad) => summary({ command, status: "failed", symbol: input.symbol, error: bad.message }))) : undefined
+      return yield* withApp(
+        Effect.gen(function* () {
+          const report = yield* Broker.use((b) =>
+            b.compare({ account, symbol, ...(window === undefined ? {} : { windowMinutes: window }), ...(end === undefined ? {} : { end }) })
+          ).pipe(Effect.tapError((error) => summary({ command, status: "failed", account, symbol, error: error.message })))
+          yield* printComparison(report)
+          const { status: comparison, ...figures } = report
+          yield* summary({ command, status: "ok", comparison, ...figures })
+        })
+      )
+    })
+).pipe(Command.withDescription("Compare the broker's M1 candles (MetaApi) with the vendor's stored bars over a window, minute by minute in UTC."))
+
+const brokerRoot = Command.make("broker", {}, () => Console.log("use broker compare (see --help)")).pipe(Command.withSubcommands([brokerCompare]))
+
 /** Each export's usual clock; `--source-tz` overrides it (HistData's MetaTrader files use `histdata`). */
 const defaultClock: Record<CsvFormat, string> = { histdata: "histdata", mt4: "new-york+7", dukascopy: "utc", binance: "utc" }
 
@@ -303,7 +388,7 @@ const importCommand = Command.make(
 
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, importCommand])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { startMassiveFake } from "./fakes/massive.ts"
+import { migrations } from "../src/store/migrations.ts"
 import { hasSharedData, sharedDataDir } from "./support/shared-data.ts"
 import type { Candle } from "../src/domain/candle.ts"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -98,7 +99,7 @@ describe("command line", () => {
     const result = run(["migrate"], { DATA_DIR: tempDir() })
     expect(result.code).toBe(0)
     const last = JSON.parse(result.stdout.trim().split("\n").at(-1)!)
-    expect(last).toMatchObject({ command: "migrate", status: "ok", database: "embedded", flavour: "timescale", level: "0003_rollups" })
+    expect(last).toMatchObject({ command: "migrate", status: "ok", database: "embedded", flavour: "timescale", level: migrations.at(-1)!.name })
   })
 
   test("a tampered applied migration stops start-up with a clear message", async () => {
@@ -130,7 +131,7 @@ describe("command line", () => {
     expect(health.status).toBe(200)
     const body = (await health.json()) as { status: string; database: Record<string, unknown> }
     expect(body.status).toBe("ok")
-    expect(body.database).toMatchObject({ kind: "embedded", flavour: "timescale", postgres_version: "17.5", migration_level: "0003_rollups" })
+    expect(body.database).toMatchObject({ kind: "embedded", flavour: "timescale", postgres_version: "17.5", migration_level: migrations.at(-1)!.name })
     expect(String(body.database.timescaledb_version)).toStartWith("2.")
     const missing = await fetch(`http://127.0.0.1:${port}/api/data/nope`)
     expect(missing.status).toBe(404)

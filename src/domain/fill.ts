@@ -25,13 +25,21 @@ export type ServedBar =
  */
 export const fillBars = (
   stored: ReadonlyArray<StoredBar>,
-  options: { readonly mode: FillMode; readonly instrumentClass: InstrumentClass; readonly from: number; readonly to: number; readonly barMillis: number }
+  options: {
+    readonly mode: FillMode
+    readonly instrumentClass: InstrumentClass
+    readonly from: number
+    readonly to: number
+    readonly barMillis: number
+    /** The close of the last stored bar before `from`, so `prev` fills from the range's first slot (the next page of a cursor). */
+    readonly previousClose?: number | null
+  }
 ): ReadonlyArray<ServedBar> => {
   const served: Array<ServedBar> = stored.map((bar) => ({ ...bar, filled: false as const }))
   if (options.mode === "none") return served
   const byTs = new Map(stored.map((bar) => [bar.ts, bar]))
   const out: Array<ServedBar> = []
-  let previousClose: number | null = null
+  let previousClose: number | null = options.previousClose ?? null
   let next = 0
   for (const session of sessions(options.instrumentClass, options.from, options.to)) {
     for (let ts = Math.ceil(session.from / options.barMillis) * options.barMillis; ts < session.to; ts += options.barMillis) {
@@ -54,4 +62,23 @@ export const fillBars = (
   }
   while (next < served.length) out.push(served[next++]!)
   return out
+}
+
+/**
+ * Where a page of `count` bar slots starting at `from` ends: just after the count-th slot inside an open
+ * session, or `to` when the range has fewer. Bounds the work of a filled page by its limit, not its range.
+ */
+export const slotsEnd = (instrumentClass: InstrumentClass, from: number, to: number, barMillis: number, count: number): number => {
+  let left = count
+  // Sessions are asked for a year at a time, so a page in a long range never lists the range's sessions.
+  for (let windowFrom = from; windowFrom < to; windowFrom += 366 * 86_400_000) {
+    const windowTo = Math.min(to, windowFrom + 366 * 86_400_000)
+    for (const session of sessions(instrumentClass, windowFrom, windowTo)) {
+      const first = Math.ceil(session.from / barMillis) * barMillis
+      const slots = Math.max(0, Math.ceil((session.to - first) / barMillis))
+      if (slots >= left) return first + left * barMillis
+      left -= slots
+    }
+  }
+  return to
 }

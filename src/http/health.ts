@@ -1,25 +1,58 @@
-import { Hono } from "hono"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
 import { DatabaseInfo } from "../store/database.ts"
-import type { RunEffect } from "./run-effect.ts"
+import { migrations } from "../store/migrations.ts"
+import { Readiness } from "../supervisor/readiness.ts"
+import type { Api } from "./api.ts"
 
 const startedAt = Date.now()
 
-/** `GET /api/data/health`: always 200 while the process lives; says what the store runs on. */
-export const healthRoutes = (run: RunEffect<DatabaseInfo>) =>
-  new Hono().get("/api/data/health", async (c) => {
-    const info = await run(DatabaseInfo)
-    return c.json({
-      status: "ok",
-      service: "candlekeep",
-      uptime_s: Math.round((Date.now() - startedAt) / 1000),
-      database: {
-        kind: info.kind,
-        flavour: info.flavour,
-        location: info.location,
-        postgres_version: info.postgresVersion,
-        timescaledb_version: info.timescaleVersion,
-        migration_level: info.migrationLevel
-      }
-    })
-  })
-
+/** `GET /api/data/health` (always 200 while the process lives) and `GET /api/data/ready` (503 with the reason until it can serve). */
+export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readiness>) => {
+  api.route(
+    { method: "get", path: "/api/data/health", tag: "service", summary: "Liveness: what the store runs on", access: "public", responses: { 200: "the database kind, versions and migration level" } },
+    (_, c) =>
+      Effect.map(DatabaseInfo, (info) =>
+        c.json({
+          status: "ok",
+          service: "candlekeep",
+          uptime_s: Math.round((Date.now() - startedAt) / 1000),
+          database: {
+            kind: info.kind,
+            flavour: info.flavour,
+            location: info.location,
+            postgres_version: info.postgresVersion,
+            timescaledb_version: info.timescaleVersion,
+            migration_level: info.migrationLevel
+          }
+        })
+      )
+  )
+  api.route(
+    {
+      method: "get",
+      path: "/api/data/ready",
+      tag: "service",
+      summary: "Readiness: the database answers, every migration is applied, the supervisor runs",
+      access: "public",
+      responses: { 200: "ready", 503: "not ready, with the reason" }
+    },
+    (_, c) =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const database = yield* sql`SELECT 1 AS one`.pipe(
+          Effect.timeout("3 seconds"),
+          Effect.as(null),
+          Effect.catchAll(() => Effect.succeed("the database does not answer"))
+        )
+        const info = yield* DatabaseInfo
+        const latest = migrations.at(-1)!.name
+        const migrated = info.migrationLevel === latest ? null : `migrations at ${info.migrationLevel}, expected ${latest}`
+        const supervisor = yield* Readiness.use((r) => r.notReady)
+        const reasons = [database, migrated, supervisor].filter((r): r is string => r !== null)
+        return reasons.length === 0
+          ? c.json({ status: "ready" })
+          : c.json({ status: "not_ready", error: "not_ready", message: reasons.join("; "), reasons }, 503)
+      })
+  )
+}

@@ -1,5 +1,5 @@
 import { Clock, Data, Effect, Option, Stream } from "effect"
-import { AppConfig } from "../config.ts"
+import { AppConfig, type AppConfigShape } from "../config.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
 import type { MassiveError } from "../sources/massive/errors.ts"
@@ -89,6 +89,10 @@ export const requestWindows = (from: number, to: number, timeframe: Timeframe): 
 
 const tenYears = 10 * 365.25 * 24 * 3_600_000
 
+/** Where a stream's history starts: BACKFILL_FROM, else ten years before now (at a UTC midnight). */
+export const historyStart = (config: AppConfigShape, now: number): number =>
+  Option.getOrElse(config.backfillFrom, () => floorTo(now - tenYears, "D1"))
+
 /**
  * Backfill and incremental sync are one loop: from the watermark (or the requested start) to the last
  * closed bar, window by window, page by page. Pages are stored in order, the next one fetched while the
@@ -114,7 +118,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
         const step = timeframeMillis[timeframe]
         const lastClosedEnd = floorTo(now, timeframe)
         const end = Math.min(request.to ?? lastClosedEnd, lastClosedEnd)
-        const defaultStart = Option.getOrElse(config.backfillFrom, () => floorTo(now - tenYears, "D1"))
+        const defaultStart = historyStart(config, now)
         const state = yield* syncRepo.state(symbol, timeframe)
         const watermark = Option.flatMap(state, (s) => Option.fromNullable(s.watermark))
         const requested = floorTo(request.from ?? defaultStart, timeframe)

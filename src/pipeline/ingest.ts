@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Ref } from "effect"
+import { Clock, Effect, Metric, Ref } from "effect"
+import { barsRejected, barsStored } from "../metrics.ts"
 import type { Candle, CandleSource } from "../domain/candle.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
 import { timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
@@ -100,6 +101,8 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
             return upsert
           })
         )
+        yield* Metric.incrementBy(barsStored, written.inserted + written.updated)
+        yield* Metric.incrementBy(barsRejected, checked.rejected.length)
         if (spike.live) yield* Ref.update(spikeStates, (map) => new Map(map).set(`${spec.symbol}:${timeframe}`, checked.state))
 
         if (timeframe === "M1" && checked.accepted.length > 0) {

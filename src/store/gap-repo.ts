@@ -102,6 +102,10 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
             missing_bars = ${outcome.remaining === null ? sql`missing_bars` : outcome.remaining.missingBars}
           WHERE id = ${id}`.pipe(Effect.asVoid)
 
-    return { holes, record, list, setStatus, settle } as const
+    /** Gaps of every stream, by status (for /metrics). */
+    const countsByStatus = sql<{ symbol: string; timeframe: Timeframe; status: GapStatus; n: number; missing: number }>`
+      SELECT symbol, timeframe, status, count(*)::int AS n, sum(missing_bars)::float8 AS missing FROM data_gaps GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+
+    return { holes, record, list, setStatus, settle, countsByStatus } as const
   })
 }) {}

@@ -5,6 +5,8 @@ import core from "../../sql/0001_core.sql" with { type: "text" }
 import hypertables from "../../sql/0002_hypertables.timescale.sql" with { type: "text" }
 import rollupsPlain from "../../sql/0003_rollups.plain.sql" with { type: "text" }
 import rollupsTimescale from "../../sql/0003_rollups.timescale.sql" with { type: "text" }
+import jobs from "../../sql/0004_jobs.sql" with { type: "text" }
+import broker from "../../sql/0005_broker.sql" with { type: "text" }
 
 /** Which kind of store the schema was built for; decided once, by the first migration run. */
 export type Flavour = "timescale" | "plain"
@@ -25,7 +27,9 @@ export const migrations: ReadonlyArray<Migration> = [
       timescale: { file: "0003_rollups.timescale.sql", text: rollupsTimescale },
       plain: { file: "0003_rollups.plain.sql", text: rollupsPlain }
     }
-  }
+  },
+  { name: "0004_jobs", files: { any: { file: "0004_jobs.sql", text: jobs } } },
+  { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } }
 ]
 
 export class MigrationTampered extends Data.TaggedError("MigrationTampered")<{

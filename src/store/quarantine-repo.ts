@@ -45,6 +45,10 @@ export class QuarantineRepo extends Effect.Service<QuarantineRepo>()("Store/Quar
       sql<{ rule: string; n: number }>`SELECT rule, count(*)::int AS n FROM rejected_candles
         WHERE symbol = ${symbol} AND timeframe = ${timeframe} GROUP BY rule ORDER BY rule`
 
-    return { quarantine, countByRule } as const
+    /** Quarantined bars of every stream, by rule (for /metrics). */
+    const countsByRule = sql<{ symbol: string; timeframe: Timeframe; rule: string; n: number }>`
+      SELECT symbol, timeframe, rule, count(*)::int AS n FROM rejected_candles GROUP BY symbol, timeframe, rule ORDER BY 1, 2, 3`
+
+    return { quarantine, countByRule, countsByRule } as const
   })
 }) {}

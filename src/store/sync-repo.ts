@@ -1,4 +1,5 @@
 import { SqlClient } from "@effect/sql"
+import type { Statement } from "@effect/sql"
 import { Effect, Option } from "effect"
 import type { Timeframe } from "../domain/timeframe.ts"
 
@@ -39,8 +40,10 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
-    const state = (symbol: string, timeframe: Timeframe) =>
+    const selectStates = (where: Statement.Fragment) =>
       sql<{
+        symbol: string
+        timeframe: Timeframe
         status: StreamStatus
         watermark: Date | null
         last_success_at: Date | null
@@ -49,13 +52,13 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         bars_stored: number
         owner: string | null
         lag_seconds: number | null
-      }>`SELECT status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner,
+      }>`SELECT symbol, timeframe, status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner,
                 extract(epoch FROM now() - watermark)::float8 AS lag_seconds
-         FROM sync_state WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(
+         FROM sync_state ${where} ORDER BY symbol, timeframe`.pipe(
         Effect.map((rows) =>
-          Option.map(Option.fromNullable(rows[0]), (row): StreamState => ({
-            symbol,
-            timeframe,
+          rows.map((row): StreamState => ({
+            symbol: row.symbol,
+            timeframe: row.timeframe,
             status: row.status,
             watermark: row.watermark?.getTime() ?? null,
             lastSuccessAt: row.last_success_at?.getTime() ?? null,
@@ -67,6 +70,12 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
           }))
         )
       )
+
+    const state = (symbol: string, timeframe: Timeframe) =>
+      Effect.map(selectStates(sql`WHERE symbol = ${symbol} AND timeframe = ${timeframe}`), (rows) => Option.fromNullable(rows[0]))
+
+    /** Every stream the store knows, in name order. */
+    const states = selectStates(sql``)
 
     /** Every bar before the watermark has been asked for and stored. It only moves forward. */
     const advance = (input: { readonly symbol: string; readonly timeframe: Timeframe; readonly watermark: number; readonly barsStored: number }) =>
@@ -96,6 +105,6 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         Effect.asVoid
       )
 
-    return { state, advance, setStatus, recordFailure, logFetch } as const
+    return { state, states, advance, setStatus, recordFailure, logFetch } as const
   })
 }) {}

@@ -1,0 +1,133 @@
+import { Clock, Effect, Schema } from "effect"
+import type { Context } from "hono"
+import { AppConfig, DayBoundary } from "../config.ts"
+import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
+import { timeframeMillis } from "../domain/timeframe.ts"
+import { CandleStore } from "../store/candle-store.ts"
+import type { Api } from "./api.ts"
+import { BadRequest } from "./errors.ts"
+import { Instant, IntParam, Name, resolveStream } from "./params.ts"
+
+export const maxLimit = 50_000
+/** The longest range one request may name; a cursor walks longer histories page by page. */
+export const maxRangeYears = 25
+const maxRangeMillis = maxRangeYears * 366 * 86_400_000
+
+export const CandlesQuery = Schema.Struct({
+  symbol: Name.annotations({ description: "a configured symbol, e.g. EURUSD" }),
+  timeframe: Name.annotations({ description: "M1 M5 M15 M30 H1 H4 D1" }),
+  start: Schema.optional(Instant.annotations({ description: "first bar's open time, inclusive (default: `limit` bar slots before end)" })),
+  end: Schema.optional(Instant.annotations({ description: "exclusive (default: now)" })),
+  limit: Schema.optionalWith(IntParam(1, maxLimit, "bars per page (default 1000)"), { default: () => 1000 }),
+  fill: Schema.optionalWith(Schema.Literal("none", "null", "prev").annotations({ description: "missing bars inside open sessions: none, null prices, or the previous close (marked filled)" }), {
+    default: () => "none" as const
+  }),
+  format: Schema.optionalWith(Schema.Literal("json", "csv"), { default: () => "json" as const }),
+  boundary: Schema.optional(DayBoundary.annotations({ description: "day boundary of H4/D1 (default DAY_BOUNDARY)" }))
+})
+
+interface Page {
+  readonly bars: ReadonlyArray<ServedBar>
+  readonly next: number | null
+}
+
+const csvHeader = (filled: boolean) => `ts,open,high,low,close,volume${filled ? ",filled" : ""}\n`
+const csvLine = (bar: ServedBar, filled: boolean) =>
+  `${new Date(bar.ts).toISOString()},${bar.open ?? ""},${bar.high ?? ""},${bar.low ?? ""},${bar.close ?? ""},${bar.volume}${filled ? `,${bar.filled}` : ""}\n`
+
+/** CSV in chunks of a thousand lines, so a 50,000-bar page starts arriving at once. */
+const csvBody = (page: Page, filled: boolean) => {
+  let index = 0
+  const encoder = new TextEncoder()
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (index === 0) controller.enqueue(encoder.encode(csvHeader(filled)))
+      let chunk = ""
+      for (const end = Math.min(page.bars.length, index + 1000); index < end; index++) chunk += csvLine(page.bars[index]!, filled)
+      if (chunk.length > 0) controller.enqueue(encoder.encode(chunk))
+      if (index >= page.bars.length) controller.close()
+    }
+  })
+}
+
+/** `GET /api/data/candles`: bars in [start, end), oldest first, `limit` at a time with a cursor (`next` = the next page's start). */
+export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
+  api.route(
+    {
+      method: "get",
+      path: "/api/data/candles",
+      tag: "candles",
+      summary: "Bars of one symbol and timeframe in [start, end); M1 and timeframes with their own stream from stored bars, the rest from the rollups",
+      access: "read",
+      query: CandlesQuery,
+      responses: { 200: "`{symbol, timeframe, count, candles:[{ts, open, high, low, close, volume}], next}`; CSV with a header row when format=csv (next page's start in `X-Next`)", 400: "a bad parameter", 404: "unknown symbol or timeframe" },
+      produces: ["application/json", "text/csv"]
+    },
+    ({ query }, c: Context) =>
+      Effect.gen(function* () {
+        const config = yield* AppConfig
+        const store = yield* CandleStore
+        const { spec, timeframe } = yield* resolveStream(query.symbol, query.timeframe)
+        const barMillis = timeframeMillis[timeframe]
+        const end = query.end ?? (yield* Clock.currentTimeMillis)
+        const start = query.start ?? end - query.limit * barMillis
+        if (start >= end) return yield* new BadRequest({ field: "start", message: `start (${new Date(start).toISOString()}) must be before end (${new Date(end).toISOString()})` })
+        if (end - start > maxRangeMillis) return yield* new BadRequest({ field: "end", message: `the range is longer than ${maxRangeYears} years: page through it with the cursor` })
+        const boundary = query.boundary ?? config.dayBoundary
+        if (query.fill !== "none" && (timeframe === "H4" || timeframe === "D1") && boundary === "new-york") {
+          return yield* new BadRequest({ field: "fill", message: "fill is not offered for H4/D1 bars on the new-york day boundary: ask with boundary=utc, or fill=none" })
+        }
+        const ask = (to: number, limit: number) => store.range({ symbol: spec.symbol, timeframe, from: start, to, limit, dayBoundary: boundary })
+
+        if (query.fill === "none" && query.format === "json") {
+          // The common case, rendered by the database: the page's bars arrive as one JSON text.
+          const page = yield* store.rangeJson({ symbol: spec.symbol, timeframe, from: start, to: end, limit: query.limit, dayBoundary: boundary })
+          return c.body(`{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","count":${page.count},"candles":${page.bars},"next":${page.next}}`, 200, {
+            "Content-Type": "application/json"
+          })
+        }
+        let page: Page
+        if (query.fill === "none") {
+          const rows = yield* ask(end, query.limit + 1)
+          page = { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null }
+        } else {
+          // The page ends after `limit` open slots; stored bars outside sessions can only end it sooner.
+          let windowEnd = slotsEnd(spec.instrumentClass, start, end, barMillis, query.limit + 1)
+          const stored = yield* ask(windowEnd, query.limit + 1)
+          if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
+          const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
+          const served = fillBars(stored.filter((bar) => bar.ts < windowEnd), {
+            mode: query.fill,
+            instrumentClass: spec.instrumentClass,
+            from: start,
+            to: windowEnd,
+            barMillis,
+            previousClose: before[0]?.close ?? null
+          })
+          page = {
+            bars: served.slice(0, query.limit),
+            next: served.length > query.limit ? served[query.limit]!.ts : windowEnd < end ? windowEnd : null
+          }
+        }
+
+        const filled = query.fill !== "none"
+        if (query.format === "csv") {
+          return c.body(csvBody(page, filled), 200, {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": `inline; filename="${spec.symbol}_${timeframe}.csv"`,
+            ...(page.next === null ? {} : { "X-Next": String(page.next) })
+          })
+        }
+        return c.json({
+          symbol: spec.symbol,
+          timeframe,
+          count: page.bars.length,
+          candles: page.bars.map((bar) =>
+            filled
+              ? { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume, filled: bar.filled }
+              : { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume }
+          ),
+          next: page.next
+        })
+      })
+  )

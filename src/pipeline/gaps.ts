@@ -53,23 +53,30 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
     const syncRepo = yield* SyncRepo
     const backfill = yield* Backfill
 
-    /** The range to look in: explicit, else from the first stored bar to the watermark (or the last bar). */
-    const resolveRange = (range: GapRange) =>
+    /**
+     * The range to look in: explicit, else from the first stored bar to the watermark (or the last bar). Detection
+     * (`within` = true) also stays after the first stored bar and before the watermark (or now, for imported
+     * bars): history never asked for, or not yet happened, is not a gap.
+     */
+    const resolveRange = (range: GapRange, within = false) =>
       Effect.gen(function* () {
         const spec = yield* backfill.specFor(range.symbol)
         const barMillis = timeframeMillis[range.timeframe]
         const [bounds] = yield* sql<{ first: Date | null; last: Date | null }>`
           SELECT min(ts) AS first, max(ts) AS last FROM candles WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe}`
         const watermark = Option.flatMap(yield* syncRepo.state(range.symbol, range.timeframe), (s) => Option.fromNullable(s.watermark))
-        const from = range.from ?? bounds?.first?.getTime() ?? 0
-        const to = range.to ?? Option.getOrElse(watermark, () => (bounds?.last ? bounds.last.getTime() + barMillis : from))
+        const first = bounds?.first?.getTime() ?? null
+        const end = Option.getOrElse(watermark, () => (bounds?.last ? bounds.last.getTime() + barMillis : first ?? 0))
+        const from = within && first !== null ? Math.max(range.from ?? first, first) : range.from ?? first ?? 0
+        const limit = Option.isSome(watermark) ? watermark.value : yield* Clock.currentTimeMillis
+        const to = within ? Math.min(range.to ?? end, limit) : range.to ?? end
         return { spec, barMillis, from: floorTo(from, range.timeframe), to }
       })
 
     /** Every gap in the range, from holes the database finds; records new ones and returns them all. */
     const detect = (range: GapRange) =>
       Effect.gen(function* () {
-        const { spec, barMillis, from, to } = yield* resolveRange(range)
+        const { spec, barMillis, from, to } = yield* resolveRange(range, true)
         if (to <= from) return { from, to, gaps: [] as ReadonlyArray<Gap>, recorded: 0 }
         const holes = yield* repo.holes(range.symbol, range.timeframe, from, to, barMillis)
         const gaps = holes.flatMap((hole) => gapsInHole(spec.instrumentClass, hole, barMillis, config.gaps.minBars))

@@ -238,11 +238,12 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
       const limitParam = `$${params.length + 1}`
       return sql
         .unsafe<{ count: number; next: Date | null; bars: string }>(
+          // string_agg of text, not json_build_object: a float8 prints the same shortest form either way, at half the cost.
           `SELECT count(*) FILTER (WHERE n <= ${limitParam})::int AS count,
                   max(ts) FILTER (WHERE n > ${limitParam}) AS next,
-                  coalesce(json_agg(json_build_object(
-                    'ts', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                    'open', open, 'high', high, 'low', low, 'close', close, 'volume', volume) ORDER BY ts) FILTER (WHERE n <= ${limitParam}), '[]')::text AS bars
+                  '[' || coalesce(string_agg('{"ts":"' || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '","open":' || open ||
+                    ',"high":' || high || ',"low":' || low || ',"close":' || close || ',"volume":' || volume || '}', ',' ORDER BY ts)
+                    FILTER (WHERE n <= ${limitParam}), '') || ']' AS bars
            FROM (SELECT page.*, row_number() OVER (ORDER BY ts) AS n FROM (${text}) page) numbered`,
           [...params, query.limit]
         )

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { isOpen } from "../src/domain/calendar.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
-import { databaseKinds } from "./support/databases.ts"
+import { ManagedRuntime, Option } from "effect"
+import { JobRepo } from "../src/store/job-repo.ts"
+import { databaseKinds, storeLayer } from "./support/databases.ts"
 import { brokerAccount, brokerMissing, brokerOffset, iso, post, seedFrom, seedHoles, seedTo, startApi, type ApiHarness } from "./support/http.ts"
 
 const minute = 60_000
@@ -264,6 +266,29 @@ describe.each(databaseKinds)("the HTTP API on the %s database", (kind) => {
     expect(text).toMatch(/candlekeep_vendor_requests_total\{vendor="massive",outcome="ok"\} \d+/)
     expect(text).toContain('candlekeep_gaps{stream="EURUSD:M1",status="unfillable"} 1')
   })
+})
+
+describe.each(databaseKinds)("jobs on the %s database", (kind) => {
+  test("a job still running when the instance stops is recorded as failed, not left running", async () => {
+    const api = await startApi(kind)
+    try {
+      const range = { symbol: "EURUSD", timeframe: "M1", from: iso(seedFrom), to: iso(seedTo) }
+      expect((await api.request("/api/data/gaps/detect", post(range))).status).toBe(200)
+      api.stallVendor()
+      const { job } = await json(await api.request("/api/data/gaps/fill", post(range)))
+      // Queued or running: the vendor will not answer for two minutes.
+      const unfinished = await api.runtime.runPromise(JobRepo.use((r) => r.get(job.id)))
+      expect(["queued", "running"]).toContain(Option.getOrThrow(unfinished).status)
+      await api.runtime.dispose()
+      // The same database opened again, as the next instance would.
+      const reopened = ManagedRuntime.make(storeLayer(api.config))
+      const after = await reopened.runPromise(JobRepo.use((r) => r.get(job.id)))
+      await reopened.dispose()
+      expect(Option.map(after, (j) => [j.status, j.error])).toEqual(Option.some(["failed", "the instance stopped before the job finished: ask again"]))
+    } finally {
+      await api.close()
+    }
+  }, 60_000)
 })
 
 describe.each(databaseKinds)("the broker routes on the %s database", (kind) => {

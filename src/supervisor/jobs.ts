@@ -63,6 +63,10 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
           yield* events.publish({ type: "job", job: `${kind} ${id}`, at: yield* Clock.currentTimeMillis, detail: `${name}: ${outcome._tag === "Right" ? "succeeded" : `failed: ${outcome.left.message}`}` })
         }).pipe(
           Effect.scoped,
+          // Stopped with the instance: say so, rather than leave the job `running` for ever.
+          Effect.onInterrupt(() =>
+            repo.finish(id, { status: "failed", result: null, error: "the instance stopped before the job finished: ask again" }).pipe(Effect.ignore)
+          ),
           Effect.catchAllCause((cause) => Effect.logError(`job ${id} could not be recorded`, cause)),
           Effect.annotateLogs({ service: "Jobs", job: id })
         )

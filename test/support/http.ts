@@ -59,6 +59,8 @@ export interface ApiHarness {
   readonly request: (path: string, init?: RequestInit) => Promise<Response>
   readonly runtime: ManagedRuntime.ManagedRuntime<any, unknown>
   readonly markReady: () => Promise<void>
+  /** From now on the vendor takes two minutes to answer. */
+  readonly stallVendor: () => void
   readonly close: () => Promise<void>
 }
 
@@ -75,7 +77,13 @@ export const startApi = async (
   const now = Date.now()
   const recentFrom = now - (now % minute) - 90 * minute
   const bars = seedBars()
-  const fake = startMassiveFake({ apiKeys: ["api-test-key"], bars: new Map([["C:EURUSD", [...bars, ...quietBars(recentFrom, 120)]]]) })
+  let vendorStalls = false
+  const fake = startMassiveFake({
+    apiKeys: ["api-test-key"],
+    bars: new Map([["C:EURUSD", [...bars, ...quietBars(recentFrom, 120)]]]),
+    faults: () => (vendorStalls ? "slow" : null),
+    slowMillis: 120_000
+  })
   const brokerBars = bars
     .filter((b) => !brokerMissing.includes(b.ts))
     .map((b) => ({ ...b, open: b.open + brokerOffset, high: b.high + brokerOffset, low: b.low + brokerOffset, close: b.close + brokerOffset }))
@@ -116,6 +124,7 @@ export const startApi = async (
     request: (path, init) => Promise.resolve(app.request(path, init)),
     runtime,
     markReady: () => runtime.runPromise(Readiness.use((r) => r.markRunning)),
+    stallVendor: () => void (vendorStalls = true),
     close: async () => {
       await runtime.dispose()
       await db.drop()

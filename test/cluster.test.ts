@@ -83,13 +83,20 @@ describe.skipIf(!canRun)("two instances on one server database", () => {
         return rows.some((r) => r.owner?.endsWith(`:${portB}`)) && (await allLiveOn(() => true)())
       }, 30_000)
 
-      // A request made on B for a stream A runs is executed by A.
-      const onA = [...(await owners()).values()].find((r) => r.owner?.endsWith(`:${portA}`))!
-      const answer = await runnerB.runPromise(
-        Effect.flatMap(StreamEntity.client, (client) => client(streamEntityId(onA.stream)).SyncNow())
-      )
-      expect(answer.runner).toBe(`127.0.0.1:${portA}`)
-      expect(`${answer.symbol}:${answer.timeframe}`).toBe(onA.stream)
+      // A request made on B for a stream A runs is executed by A. Shards may still be moving to B just after it
+      // joined: a stream that moved between reading its owner and asking is asked again, never counted as a pass.
+      let crossed: { readonly runner: string; readonly stream: string; readonly askedFor: string } | undefined
+      for (let attempt = 0; attempt < 5 && crossed === undefined; attempt++) {
+        const onA = [...(await owners()).values()].find((r) => r.owner?.endsWith(`:${portA}`))!
+        const answer = await runnerB.runPromise(
+          Effect.flatMap(StreamEntity.client, (client) => client(streamEntityId(onA.stream)).SyncNow())
+        )
+        const ownerNow = (await owners()).get(onA.stream)?.owner
+        if (answer.runner === `127.0.0.1:${portA}` || ownerNow !== answer.runner) {
+          crossed = { runner: answer.runner, stream: `${answer.symbol}:${answer.timeframe}`, askedFor: onA.stream }
+        }
+      }
+      expect(crossed).toEqual({ runner: `127.0.0.1:${portA}`, stream: crossed?.askedFor ?? "", askedFor: crossed?.askedFor ?? "" })
 
       // A graceful stop of B hands its streams to A.
       const stopped = Date.now()

@@ -1,4 +1,4 @@
-import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import { Layer, ManagedRuntime, Option, Redacted } from "effect"
 import type { AppConfigShape } from "../../src/config.ts"
 import { isOpen } from "../../src/domain/calendar.ts"
 import type { Candle } from "../../src/domain/candle.ts"
@@ -143,4 +143,3 @@ export const post = (body: unknown, headers: Record<string, string> = {}): Reque
 
 export const iso = (ms: number) => new Date(ms).toISOString()
 
-void Effect

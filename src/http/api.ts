@@ -1,6 +1,6 @@
 import { Cause, Effect, Exit, ParseResult, Schema } from "effect"
 import type { Context, Hono } from "hono"
-import { BadRequest, errorAnswer } from "./errors.ts"
+import { BadRequest, errorAnswer, Unauthorized } from "./errors.ts"
 import type { RunEffect } from "./run-effect.ts"
 
 /** Who may call a route when tokens are configured: anyone, readers (API_READ_TOKEN), or writers (API_TOKEN). */
@@ -69,7 +69,7 @@ export const makeApi = <R>(app: Hono, run: RunEffect<R>, authorize: (access: Acc
     routes.push(spec as RouteSpec)
     app[spec.method](spec.path, async (c) => {
       const refused = authorize(spec.access, c.req.header("authorization"))
-      if (refused !== null) return c.json({ error: "unauthorized", message: refused }, 401, { "WWW-Authenticate": 'Bearer realm="candlekeep"' })
+      if (refused !== null) return answerFailure(c, Cause.fail(new Unauthorized({ message: refused })), run)
       const input = Effect.all({
         query: decode("query", spec.query, c.req.query()),
         params: decode("params", spec.params, c.req.param()),
@@ -91,5 +91,5 @@ export const answerFailure = async <R>(c: Context, cause: Cause.Cause<unknown>, 
   if (answer.log) {
     await run(Effect.logError(`${c.req.method} ${c.req.path} failed (${answer.status})`, cause).pipe(Effect.annotateLogs({ request_id: requestId })))
   }
-  return c.json(answer.body, answer.status)
+  return c.json(answer.body, answer.status, answer.headers)
 }

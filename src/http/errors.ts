@@ -24,6 +24,7 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly mess
 export interface ErrorAnswer {
   readonly status: 400 | 401 | 404 | 500 | 502 | 503
   readonly body: Record<string, unknown>
+  readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
   readonly log: boolean
 }
@@ -40,7 +41,9 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof NotFound) {
       return { status: 404, body: { error: "not_found", ...(error.field ? { field: error.field } : {}), message: error.message, ...(error.valid ? { valid: error.valid } : {}) }, log: false }
     }
-    if (error instanceof Unauthorized) return { status: 401, body: { error: "unauthorized", message: error.message }, log: false }
+    if (error instanceof Unauthorized) {
+      return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'Bearer realm="candlekeep"' }, log: false }
+    }
     if (error instanceof NotAStream) return { status: 404, body: { error: "not_found", field: "timeframe", message: error.message, valid: error.streams }, log: false }
     if (error instanceof UnknownStreamSymbol) return { status: 404, body: { error: "not_found", field: "symbol", message: error.message, valid: error.known }, log: false }
     if (error instanceof BrokerOff) return { status: 503, body: { error: "broker_off", message: error.message }, log: false }

@@ -6,7 +6,7 @@ import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
-import { Instant, InstantMillis, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
+import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
 
 const gapStatuses: ReadonlyArray<GapStatus> = ["detected", "filling", "filled", "partially_filled", "unfillable"]
 
@@ -39,7 +39,6 @@ const QualityQuery = Schema.Struct({
   to: Schema.optional(Instant)
 })
 
-const iso = (ms: number) => new Date(ms).toISOString()
 
 const checkRange = (from: number | undefined, to: number | undefined) =>
   from !== undefined && to !== undefined && from >= to ? Effect.fail(new BadRequest({ field: "from", message: "from must be before to" })) : Effect.void

@@ -4,7 +4,7 @@ import type { Job } from "../store/job-repo.ts"
 import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { NotFound } from "./errors.ts"
-import { Name, resolveStream } from "./params.ts"
+import { iso, Name, resolveStream } from "./params.ts"
 
 export const SyncBody = Schema.Struct({
   symbol: Name,
@@ -14,7 +14,6 @@ export const SyncBody = Schema.Struct({
 
 const JobId = Schema.Struct({ id: Schema.UUID.annotations({ message: () => "a job id is a UUID" }) })
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 export const renderJob = (job: Job) => ({
   id: job.id,

@@ -36,6 +36,13 @@ export const Instant = Schema.transformOrFail(Schema.String, Schema.Number, {
   encode: (ms) => ParseResult.succeed(new Date(ms).toISOString())
 }).annotations({ jsonSchema: { type: "string", description: "ISO 8601 (2021-01-04T10:00:00Z) or Unix milliseconds", examples: ["2021-01-04T10:00:00Z", "1609754400000"] } })
 
+/** How every answer writes an instant: ISO 8601 UTC, or null. */
+export function iso(ms: number): string
+export function iso(ms: number | null): string | null
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
+}
+
 /** A whole number in a query string, within bounds. */
 export const IntParam = (min: number, max: number, what: string) =>
   Schema.transformOrFail(Schema.String, Schema.Number, {

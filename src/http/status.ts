@@ -4,8 +4,8 @@ import { streamName } from "../domain/stream.ts"
 import { Broker } from "../pipeline/broker.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
 import type { Api } from "./api.ts"
+import { iso } from "./params.ts"
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 /** `GET /api/data/status`: every configured stream, from the shared database, whichever instance runs it. */
 export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>

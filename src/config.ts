@@ -47,6 +47,8 @@ const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/))
 const PositiveInt = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
 const Seconds = Schema.NumberFromString.pipe(Schema.positive())
 export const MassivePlan = Schema.Literal("free", "paid")
+export const DatabaseFlavourSetting = Schema.Literal("auto", "timescale", "plain")
+export type DatabaseFlavourSetting = typeof DatabaseFlavourSetting.Type
 /** A calendar date or an instant: `2021-01-03` or `2021-01-03T22:00:00Z`. */
 const Instant = Schema.String.pipe(
   Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/),
@@ -118,6 +120,8 @@ const CronText = Schema.String.pipe(Schema.filter((text) => Either.isRight(Cron.
 export const settings = Config.all({
   databaseUrl: Config.option(secret("DATABASE_URL", DatabaseUrl, "a postgres:// or postgresql:// URL")),
   dataDir: setting("DATA_DIR", Schema.NonEmptyString, "a directory path").pipe(Config.withDefault("./data")),
+  /** auto: TimescaleDB where the server can load it, else plain tables; a database keeps the flavour it was made with. */
+  databaseFlavour: setting("DATABASE_FLAVOUR", DatabaseFlavourSetting, "auto, timescale or plain").pipe(Config.withDefault("auto" as const)),
   port: setting("PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(3604)),
   logLevel: setting("LOG_LEVEL", LogLevelName, "one of trace, debug, info, warning, error, fatal, none").pipe(
     Config.withDefault("info" as const),
@@ -196,6 +200,7 @@ export const settings = Config.all({
 export interface AppConfigShape {
   readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
   readonly dataDir: string
+  readonly databaseFlavour: DatabaseFlavourSetting
   readonly port: number
   readonly logLevel: LogLevel.LogLevel
   readonly dayBoundary: DayBoundary
@@ -290,6 +295,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
   static readonly fixed = (overrides: Partial<AppConfigShape> = {}): AppConfigShape => ({
     databaseUrl: Option.none(),
     dataDir: "./data",
+    databaseFlavour: "auto",
     port: 3604,
     logLevel: LogLevel.Info,
     dayBoundary: "utc",

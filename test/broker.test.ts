@@ -13,7 +13,7 @@ import { runBrokerLoop } from "../src/supervisor/broker-loop.ts"
 import { StreamEvents, type StreamEvent } from "../src/supervisor/events.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
 import { startMetaApiFake, type MetaApiFake, type MetaApiFakeOptions } from "./fakes/metaapi.ts"
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseKinds, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 import { advanceUntil } from "./support/test-clock.ts"
 
@@ -59,7 +59,7 @@ const brokerSettings = (fake: MetaApiFake, overrides: Partial<AppConfigShape["br
 
 /** A fresh database with the vendor's gold bars stored, and the fake broker; its clock is the test's, once set. */
 const setup = async (
-  kind: "embedded" | "server",
+  kind: DatabaseKind,
   fakeOptions: Partial<MetaApiFakeOptions> = {},
   overrides: Partial<AppConfigShape> = {},
   brokerOverrides: Partial<AppConfigShape["broker"]> = {}

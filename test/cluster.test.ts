@@ -8,7 +8,7 @@ import { ClusterLive } from "../src/supervisor/cluster.ts"
 import { StreamEntity, streamEntityId } from "../src/supervisor/stream-entity.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
 import { startMassiveFake } from "./fakes/massive.ts"
-import { createTestDatabase, requireServer, serverAvailable, storeLayer, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseEnv, serverKinds, storeLayer, type TestDatabase } from "./support/databases.ts"
 
 const minute = 60_000
 const symbols = ["XAUUSD", "EURUSD", "GBPUSD", "USDJPY", "BTCUSD"] as const
@@ -34,10 +34,10 @@ const waitFor = async (label: string, check: () => Promise<boolean>, limitMillis
   throw new Error(`${label}: not within ${limitMillis} ms`)
 }
 
-const canRun = serverAvailable || requireServer
-if (!canRun) console.log("cluster tests skipped: they need a PostgreSQL server (see TEST_DATABASE_URL)")
+if (serverKinds.length === 0) console.log("cluster tests skipped: they need a PostgreSQL server (see TEST_DATABASE_URL)")
 
-describe.skipIf(!canRun)("two instances on one server database", () => {
+for (const kind of serverKinds)
+describe(`two instances on one server database (${kind})`, () => {
   let db: TestDatabase
   const fake = startMassiveFake({ apiKeys: Object.values(keys), bars: new Map(symbols.map((s) => [s === "BTCUSD" ? "X:BTCUSD" : `C:${s}`, bars])) })
   afterAll(async () => {
@@ -47,7 +47,7 @@ describe.skipIf(!canRun)("two instances on one server database", () => {
   })
 
   test("each stream runs on exactly one; a request reaches the owner; stopped or killed, an instance hands its streams over", async () => {
-    db = await createTestDatabase("server")
+    db = await createTestDatabase(kind)
     const configFor = (key: string, runnerPort: number): AppConfigShape => ({
       ...db.config,
       streams: Option.some(streams.map((s) => ({ symbol: s.split(":")[0]!, timeframe: s.split(":")[1] as "M1" | "M5" }))),
@@ -113,7 +113,7 @@ describe.skipIf(!canRun)("two instances on one server database", () => {
         env: {
           ...process.env,
           LOG_LEVEL: "warning",
-          DATABASE_URL: Redacted.value(Option.getOrThrow(db.config.databaseUrl)),
+          ...databaseEnv(db),
           PORT: String(httpPort),
           RUNNER_PORT: String(portC),
           STREAMS: streams.join(","),

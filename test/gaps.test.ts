@@ -8,7 +8,7 @@ import { CandleStore } from "../src/store/candle-store.ts"
 import { GapRepo } from "../src/store/gap-repo.ts"
 import { startMassiveFake } from "./fakes/massive.ts"
 import { quietBars } from "./support/bars.ts"
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseKinds, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 
 const minute = 60_000
@@ -17,7 +17,7 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!()
 })
 
-const database = async (kind: "embedded" | "server", vendorBars: ReadonlyArray<Candle> = []) => {
+const database = async (kind: DatabaseKind, vendorBars: ReadonlyArray<Candle> = []) => {
   const fake = startMassiveFake({ apiKeys: ["gap-key"], bars: new Map([["C:EURUSD", vendorBars]]) })
   const db = await createTestDatabase(kind, {
     massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5 }

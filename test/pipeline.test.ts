@@ -8,7 +8,7 @@ import { SyncRepo } from "../src/store/sync-repo.ts"
 import { quietBars } from "./support/bars.ts"
 import { advanceUntil } from "./support/test-clock.ts"
 import { startMassiveFake, type MassiveFake, type MassiveFakeOptions } from "./fakes/massive.ts"
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseKinds, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 
 const apiKey = "test-key-3f9a1c77e2"
@@ -23,7 +23,7 @@ afterEach(async () => {
 
 /** A fake vendor and a fresh database whose configuration points at it (paid plan: no per-minute wait). */
 const setup = async (
-  kind: "embedded" | "server",
+  kind: DatabaseKind,
   fakeOptions: Omit<MassiveFakeOptions, "apiKeys"> & { apiKeys?: ReadonlyArray<string> },
   key = apiKey,
   vendor: { readonly plan: "free" | "paid"; readonly timeoutSeconds: number } = { plan: "paid", timeoutSeconds: 5 }

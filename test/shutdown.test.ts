@@ -4,11 +4,10 @@ import { Effect, Option, Redacted } from "effect"
 import { join } from "node:path"
 import { quietBars } from "./support/bars.ts"
 import { startMassiveFake, type MassiveFake } from "./fakes/massive.ts"
-import { createTestDatabase, requireServer, serverAdminUrl, serverAvailable, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseEnv, serverAdminUrl, serverKinds, type TestDatabase } from "./support/databases.ts"
 
 const minute = 60_000
-const canRun = serverAvailable || requireServer
-if (!canRun) console.log("shutdown and outage tests skipped: they need a PostgreSQL server (see TEST_DATABASE_URL)")
+if (serverKinds.length === 0) console.log("shutdown and outage tests on the server skipped: they need a PostgreSQL server (see TEST_DATABASE_URL)")
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -23,13 +22,7 @@ const freePort = async () => {
   return port
 }
 
-/** `serve` as a user runs it, on the server database, keeping EURUSD:M1 from `from`. */
-const databaseEnv = (db: TestDatabase): Record<string, string> =>
-  Option.match(db.config.databaseUrl, {
-    onNone: () => ({ DATA_DIR: db.config.dataDir }),
-    onSome: (url) => ({ DATABASE_URL: Redacted.value(url) })
-  })
-
+/** `serve` as a user runs it, keeping EURUSD:M1 from `from`. */
 const startServe = async (db: TestDatabase, fake: MassiveFake, from: number) => {
   const child = Bun.spawn([process.execPath, "src/main.ts", "serve"], {
     cwd: join(import.meta.dir, ".."),
@@ -76,9 +69,10 @@ const waitFor = async (label: string, check: () => Promise<boolean>, limitMillis
   throw new Error(`${label}: not within ${limitMillis} ms`)
 }
 
-describe.skipIf(!canRun)("serve on the server database", () => {
+for (const kind of serverKinds)
+describe(`serve on the server database (${kind})`, () => {
   test("SIGTERM during a backfill exits 0 within 10 s, nothing stored lies past the watermark, and the next start resumes from it", async () => {
-    const db = await createTestDatabase("server")
+    const db = await createTestDatabase(kind)
     cleanups.push(() => db.drop())
     cleanups.push(() => db.close())
     const from = Date.parse("2021-03-01T00:00:00Z")
@@ -111,7 +105,7 @@ describe.skipIf(!canRun)("serve on the server database", () => {
   }, 120_000)
 
   test("connections cut under a running supervisor: the stream recovers by itself and loses no bar", async () => {
-    const db = await createTestDatabase("server")
+    const db = await createTestDatabase(kind)
     cleanups.push(() => db.drop())
     cleanups.push(() => db.close())
     const now = Date.now()

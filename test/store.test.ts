@@ -8,6 +8,7 @@ import type { Timeframe } from "../src/domain/timeframe.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { DatabaseInfo } from "../src/store/database.ts"
 import { MigrationTampered, migrate, migrations } from "../src/store/migrations.ts"
+import { FlavourRefused } from "../src/store/flavour.ts"
 import { copyColumns, copyIn, encodeBars } from "../src/store/pg-copy.ts"
 import { aggregate, newYorkClock, newYorkTradingDay, utcBucket } from "./support/aggregate.ts"
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
@@ -60,8 +61,9 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
 
   test("health facts: the flavour matches the extension, migrations are at the last level", async () => {
     const info = await db.run(DatabaseInfo)
-    expect(info.kind).toBe(kind)
+    expect(info.kind).toBe(kind === "embedded" ? "embedded" : "server")
     expect(info.migrationLevel).toBe(migrations.at(-1)!.name)
+    expect(info.flavour).toBe(kind === "plain" ? "plain" : "timescale")
     expect(info.flavour).toBe(info.timescaleVersion === null ? "plain" : "timescale")
     if (kind === "embedded") expect(info.timescaleVersion).not.toBeNull()
   })
@@ -116,7 +118,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
       )
     )
     // On the server this pins an internal of @effect/sql-pg: if it goes, pages silently take the slower upsert.
-    expect(copied).toEqual(kind === "server" ? Option.some(3) : Option.none())
+    expect(copied).toEqual(kind !== "embedded" ? Option.some(3) : Option.none())
   })
 
   test("a page that repeats a bar keeps the last copy and reports it once", async () => {
@@ -208,7 +210,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
   test("migrations are idempotent across restarts", async () => {
     await db.close()
     db = db.reopen()
-    const report = await db.run(migrate())
+    const report = await db.run(migrate({ requested: db.config.databaseFlavour, embedded: kind === "embedded" }))
     expect(report.applied).toEqual([])
     expect(report.level).toBe(migrations.at(-1)!.name)
     const [row] = await db.run(
@@ -235,9 +237,21 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
     const tampered = migrations.map((m) =>
       m.name === "0001_core" ? { ...m, files: { any: { file: "0001_core.sql", text: `${m.files.any!.text}\n-- edited` } } } : m
     )
-    const error = await db.run(Effect.flip(migrate(tampered)))
+    const error = await db.run(Effect.flip(migrate({ requested: db.config.databaseFlavour, embedded: kind === "embedded" }, tampered)))
     expect(error).toBeInstanceOf(MigrationTampered)
     expect(error.message).toContain("migration 0001_core.sql was changed after it was applied")
+  })
+
+  test("a database keeps its flavour: asking for the other one is refused in one line, and nothing is migrated", async () => {
+    const other = (flavour: string) => (flavour === "plain" ? "timescale" : "plain")
+    const info = await db.run(DatabaseInfo)
+    const error = await db.run(Effect.flip(migrate({ requested: other(info.flavour), embedded: kind === "embedded" })))
+    expect(error).toBeInstanceOf(FlavourRefused)
+    expect(error.message).toBe(
+      `this database was created as ${info.flavour}; DATABASE_FLAVOUR=${other(info.flavour)} cannot change it (use a new database, or DATABASE_FLAVOUR=auto or ${info.flavour})`
+    )
+    const [row] = await db.run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ flavours: number }>`SELECT count(DISTINCT flavour)::int AS flavours FROM schema_migrations`))
+    expect(row!.flavours).toBe(1)
   })
 })
 

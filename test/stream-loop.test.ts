@@ -6,7 +6,7 @@ import { SyncRepo } from "../src/store/sync-repo.ts"
 import { StreamEvents, type StreamEvent } from "../src/supervisor/events.ts"
 import { runStreamLoop, sendToStream } from "../src/supervisor/stream-loop.ts"
 import { startMassiveFake, type MassiveFakeOptions } from "./fakes/massive.ts"
-import { createTestDatabase, databaseKinds } from "./support/databases.ts"
+import { createTestDatabase, databaseKinds, type DatabaseKind } from "./support/databases.ts"
 import { advanceUntil } from "./support/test-clock.ts"
 
 const apiKey = "loop-key-5d1e"
@@ -23,7 +23,7 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!()
 })
 
-const setup = async (kind: "embedded" | "server", fakeOptions: Partial<MassiveFakeOptions> = {}) => {
+const setup = async (kind: DatabaseKind, fakeOptions: Partial<MassiveFakeOptions> = {}) => {
   const apiKeys = [apiKey]
   const fake = startMassiveFake({ bars: new Map([["C:EURUSD", bars]]), ...fakeOptions, apiKeys: fakeOptions.apiKeys ?? apiKeys })
   const db = await createTestDatabase(kind, {

@@ -11,6 +11,7 @@ export type DatabaseKind = "embedded" | "server"
 export interface DatabaseInfoShape {
   readonly kind: DatabaseKind
   readonly flavour: Flavour
+  readonly flavourReason: string
   readonly postgresVersion: string
   readonly timescaleVersion: string | null
   readonly migrationLevel: string
@@ -39,13 +40,14 @@ export const DatabaseInfoLive = Layer.effect(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const sql = yield* SqlClient.SqlClient
-    const report = yield* migrate()
+    const report = yield* migrate({ requested: config.databaseFlavour, embedded: Option.isNone(config.databaseUrl) })
     const [versions] = yield* sql<{ postgres: string; timescale: string | null }>`
       SELECT current_setting('server_version') AS postgres,
              (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS timescale`
     return {
       kind: Option.isSome(config.databaseUrl) ? "server" : "embedded",
       flavour: report.flavour,
+      flavourReason: report.flavourReason,
       postgresVersion: versions?.postgres ?? "unknown",
       timescaleVersion: versions?.timescale ?? null,
       migrationLevel: report.level,

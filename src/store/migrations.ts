@@ -1,6 +1,8 @@
 import { SqlClient } from "@effect/sql"
 import { Data, Effect } from "effect"
 import { createHash } from "node:crypto"
+import type { DatabaseFlavourSetting } from "../config.ts"
+import { chooseFlavour, probeFlavour, type Flavour } from "./flavour.ts"
 import core from "../../sql/0001_core.sql" with { type: "text" }
 import hypertables from "../../sql/0002_hypertables.timescale.sql" with { type: "text" }
 import rollupsPlain from "../../sql/0003_rollups.plain.sql" with { type: "text" }
@@ -8,8 +10,7 @@ import rollupsTimescale from "../../sql/0003_rollups.timescale.sql" with { type:
 import jobs from "../../sql/0004_jobs.sql" with { type: "text" }
 import broker from "../../sql/0005_broker.sql" with { type: "text" }
 
-/** Which kind of store the schema was built for; decided once, by the first migration run. */
-export type Flavour = "timescale" | "plain"
+export type { Flavour } from "./flavour.ts"
 
 /** A migration: one file for every flavour, or one per flavour (a flavour without a file skips it). */
 export interface Migration {
@@ -46,16 +47,24 @@ export const checksum = (text: string): string => createHash("sha256").update(te
 
 export interface MigrationReport {
   readonly flavour: Flavour
+  /** Why this flavour (recorded at creation, asked for, or what the server can load). */
+  readonly flavourReason: string
   readonly applied: ReadonlyArray<string>
   readonly level: string
 }
 
+export interface MigrateOptions {
+  readonly requested: DatabaseFlavourSetting
+  /** The embedded database, which loads TimescaleDB itself. */
+  readonly embedded: boolean
+}
+
 /**
  * Applies what is not yet applied, each file with its record in one transaction, and refuses to start
- * when an applied file has changed. The flavour is the one recorded by the first run, else TimescaleDB
- * when the extension can be created here.
+ * when an applied file has changed. The flavour is the one recorded by the first run; a new database gets
+ * the one asked for, checked against what the server can load before anything is created (see flavour.ts).
  */
-export const migrate = (list: ReadonlyArray<Migration> = migrations) =>
+export const migrate = (options: MigrateOptions, list: ReadonlyArray<Migration> = migrations) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -67,9 +76,9 @@ export const migrate = (list: ReadonlyArray<Migration> = migrations) =>
     )`
     const done = yield* sql<{ name: string; file: string; flavour: Flavour; checksum: string }>`
       SELECT name, file, flavour, checksum FROM schema_migrations ORDER BY name`
-    const available = yield* sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'timescaledb'`
-    const flavour: Flavour = done[0]?.flavour ?? ((available[0]?.n ?? 0) > 0 ? "timescale" : "plain")
+    const choice = yield* chooseFlavour({ requested: options.requested, recorded: done[0]?.flavour ?? null, probe: yield* probeFlavour(options.embedded) })
+    const flavour = choice.flavour
+    yield* Effect.logInfo(`database flavour ${flavour}: ${choice.reason}`)
 
     const applied: Array<string> = []
     for (const migration of list) {
@@ -96,5 +105,5 @@ export const migrate = (list: ReadonlyArray<Migration> = migrations) =>
       yield* Effect.logInfo(chosen ? `applied migration ${file}` : `migration ${migration.name} has no ${flavour} file: recorded as skipped`)
       applied.push(migration.name)
     }
-    return { flavour, applied, level: list.at(-1)?.name ?? "none" } satisfies MigrationReport
+    return { flavour, flavourReason: choice.reason, applied, level: list.at(-1)?.name ?? "none" } satisfies MigrationReport
   }).pipe(Effect.withSpan("Store.migrate"))

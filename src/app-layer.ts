@@ -14,6 +14,7 @@ import { DatabaseLive } from "./store/database.ts"
 import { GapRepo } from "./store/gap-repo.ts"
 import { JobRepo } from "./store/job-repo.ts"
 import { QuarantineRepo } from "./store/quarantine-repo.ts"
+import { Rollups } from "./store/rollups.ts"
 import { SyncRepo } from "./store/sync-repo.ts"
 import { StreamEvents } from "./supervisor/events.ts"
 import { StreamControl } from "./supervisor/stream-loop.ts"
@@ -27,6 +28,7 @@ export const appLayer = (config: AppConfigShape) =>
         MassiveClient.Default,
         MetaApiClient.Default,
         CandleStore.Default,
+        Rollups.Default,
         SyncRepo.Default,
         QuarantineRepo.Default,
         GapRepo.Default,

@@ -6,6 +6,7 @@ import { join } from "node:path"
 import type { Candle } from "../src/domain/candle.ts"
 import type { Timeframe } from "../src/domain/timeframe.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
+import { Rollups } from "../src/store/rollups.ts"
 import { DatabaseInfo } from "../src/store/database.ts"
 import { MigrationTampered, migrate, migrations } from "../src/store/migrations.ts"
 import { FlavourRefused } from "../src/store/flavour.ts"
@@ -15,6 +16,8 @@ import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 
 const minute = 60_000
+/** Pays every owed rollup, as a command does before it returns. */
+const payRollups = Effect.flatMap(Rollups, (rollups) => rollups.pay)
 const hour = 60 * minute
 const day = 24 * hour
 
@@ -136,7 +139,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
       CandleStore.use((s) =>
         Effect.zipRight(
           s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "massive", candles: bars }),
-          s.refreshAggregates("EURUSD", { from: monday, to: monday + 2 * day })
+          payRollups
         )
       )
     )
@@ -145,7 +148,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
     const report = await db.run(
       CandleStore.use((s) =>
         Effect.tap(s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "massive", candles: [spiked] }), () =>
-          s.refreshAggregates("EURUSD", { from: spiked.ts, to: spiked.ts + minute })
+          payRollups
         )
       )
     )
@@ -169,7 +172,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
       CandleStore.use((s) =>
         Effect.zipRight(
           s.upsertPage({ symbol: "XAUUSD", timeframe: "M1", source: "massive", candles: bars }),
-          s.refreshAggregates("XAUUSD", { from: start, to: start + 6 * hour })
+          payRollups
         )
       )
     )
@@ -181,7 +184,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
       CandleStore.use((s) =>
         Effect.zipRight(
           s.upsertPage({ symbol: "XAUUSD", timeframe: "M1", source: "massive", candles: [late] }),
-          s.refreshAggregates("XAUUSD", { from: late.ts, to: late.ts + minute })
+          payRollups
         )
       )
     )
@@ -222,7 +225,7 @@ describe.each(databaseKinds)("store on the %s database", (kind) => {
     const written = await db.run(
       CandleStore.use((s) =>
         Effect.tap(s.upsertPage({ symbol: "GBPUSD", timeframe: "M1", source: "massive", candles: later }), () =>
-          s.refreshAggregates("GBPUSD", { from: later[0]!.ts, to: later.at(-1)!.ts + minute })
+          payRollups
         )
       )
     )
@@ -267,7 +270,7 @@ describe.each(databaseKinds)("rollups of the real EURUSD file on the %s database
           for (let i = 0; i < bars.length; i += 50_000) {
             yield* s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "import", candles: bars.slice(i, i + 50_000) })
           }
-          yield* s.refreshAggregates("EURUSD", { from: bars[0]!.ts, to: bars.at(-1)!.ts + minute })
+          yield* payRollups
         })
       )
     )
@@ -347,8 +350,7 @@ describe.each(databaseKinds)("a timeframe with its own stream on the %s database
           s.upsertPage({ symbol: "XAUUSD", timeframe: "D1", source: "massive", candles: daily }),
           s.upsertPage({ symbol: "XAUUSD", timeframe: "M1", source: "massive", candles: minutes }),
           s.upsertPage({ symbol: "EURUSD", timeframe: "M1", source: "massive", candles: walk("EURUSD", monday, 120) }),
-          s.refreshAggregates("XAUUSD", { from: monday, to: monday + 2 * hour }),
-          s.refreshAggregates("EURUSD", { from: monday, to: monday + 2 * hour })
+          payRollups
         ])
       )
     )

@@ -128,6 +128,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
         const totals = { fetched: 0, stored: 0, unchanged: 0, changed: 0, rejected: 0, pages: 0, requests: 0, retries: 0 }
         const report = (upToDate: boolean): RunReport => ({ symbol, timeframe, from: start, to: end, upToDate, ...totals })
         if (start >= end) return report(true)
+        const payAsWeGo = yield* ingest.rollupPacer
 
         const fetchPage = (window: { from: number; to: number }, pageRequest: MassivePageRequest) =>
           client.fetchPageWithRetry(pageRequest).pipe(
@@ -192,10 +193,11 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
             if (request.onProgress) {
               yield* request.onProgress({ symbol, timeframe, from: start, to: end, reached: advanceTo, ...totals })
             }
+            yield* payAsWeGo
           })
         )
         return report(false)
-      }).pipe(Effect.annotateLogs({ stream: `${request.symbol}:${request.timeframe}` }), Effect.withSpan("Backfill.run"))
+      }).pipe(ingest.thenPayRollups, Effect.annotateLogs({ stream: `${request.symbol}:${request.timeframe}` }), Effect.withSpan("Backfill.run"))
 
     /** One incremental pass: from the watermark to the last closed bar; a no-op (no request) when up to date. */
     const sync = (request: Omit<RunRequest, "purpose" | "to">) => run({ ...request, purpose: "sync" })

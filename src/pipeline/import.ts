@@ -40,6 +40,7 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
       Effect.gen(function* () {
         const spec = yield* backfill.specFor(request.symbol)
         const totals = { stored: 0, unchanged: 0, rejected: 0, pages: 0 }
+        const payAsWeGo = yield* ingest.rollupPacer
         let summary: CsvSummary = { lines: 0, bars: 0, droppedFlatBars: 0, blankLines: 0, badLines: 0, firstErrors: [] }
         const pages = Stream.fromAsyncIterable(
           csvPages(csvFileLines(request.file), {
@@ -71,10 +72,11 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
             totals.unchanged += written.unchanged
             totals.rejected += written.rejected
             if (request.onPage) yield* request.onPage({ ...summary, stored: totals.stored, rejected: totals.rejected })
+            yield* payAsWeGo
           })
         )
         return { ...summary, ...totals } satisfies ImportReport
-      }).pipe(Effect.withSpan("Importer.run"))
+      }).pipe(ingest.thenPayRollups, Effect.withSpan("Importer.run"))
 
     return { run } as const
   })

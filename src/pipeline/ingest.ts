@@ -1,12 +1,13 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Metric, Ref } from "effect"
+import { Cause, Clock, Effect, Metric, Ref } from "effect"
 import { barsRejected, barsStored } from "../metrics.ts"
 import type { Candle, CandleSource } from "../domain/candle.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
-import { timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
+import type { Timeframe } from "../domain/timeframe.ts"
 import { initialSpikeState, validatePage, type SpikeState } from "../domain/validation.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import { QuarantineRepo } from "../store/quarantine-repo.ts"
+import { Rollups } from "../store/rollups.ts"
 import { SyncRepo, type FetchPurpose } from "../store/sync-repo.ts"
 
 /** One page as it came from a source, with what is needed to log it and move the watermark. */
@@ -35,6 +36,9 @@ export interface PageReport {
   readonly digitsTooLow: number
 }
 
+/** How often a long run pays the rollups it owes, so readers of H1 do not wait for its end. */
+const payEveryMillis = 30_000
+
 /** How many stored bars the outlier rule looks back on when a stream (re)starts. */
 const spikeHistory = 50
 /** How old a reference bar may be for the outlier rule (a long weekend is 4 days; months-old prices are no reference). */
@@ -42,7 +46,8 @@ const spikeMemory = 7 * 24 * 3_600_000
 
 /**
  * A page is the unit of work: validated, then written in one transaction with its quarantine, its
- * fetch_log entry and the stream's watermark; the rollups are refreshed after the commit.
+ * fetch_log entry, the stream's watermark and the rollup hours it makes owed (paid by the run that wrote it,
+ * see Rollups.pay, or by whoever pays next if that run is stopped first).
  */
 export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
   effect: Effect.gen(function* () {
@@ -50,6 +55,7 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
     const store = yield* CandleStore
     const quarantine = yield* QuarantineRepo
     const syncRepo = yield* SyncRepo
+    const rollups = yield* Rollups
     // The outlier rule's memory per stream, seeded from the store the first time a stream writes.
     const spikeStates = yield* Ref.make(new Map<string, SpikeState>())
 
@@ -105,13 +111,6 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
         yield* Metric.incrementBy(barsRejected, checked.rejected.length)
         if (spike.live) yield* Ref.update(spikeStates, (map) => new Map(map).set(`${spec.symbol}:${timeframe}`, checked.state))
 
-        if (timeframe === "M1" && checked.accepted.length > 0) {
-          const touched = checked.accepted.map((c) => c.ts)
-          yield* store.refreshAggregates(spec.symbol, {
-            from: Math.min(...touched),
-            to: Math.max(...touched) + timeframeMillis.M1
-          })
-        }
         // A page leaves tens of MB of garbage (JSON text, parsed bars, SQL array text); collecting it now keeps a
         // long backfill or import at one page's worth of memory instead of whatever the engine lets pile up.
         yield* Effect.sync(() => Bun.gc(true))
@@ -158,6 +157,30 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
         )
       )
 
-    return { writePage, recordFailedFetch } as const
+    /**
+     * For a run that writes many pages: an effect to call after each page, paying the owed rollups when
+     * `payEveryMillis` have passed since the last payment. The run pays the rest (`rollups.pay`) before it returns.
+     */
+    const rollupPacer = Effect.gen(function* () {
+      const lastPaid = yield* Ref.make(yield* Clock.currentTimeMillis)
+      return Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        if (now - (yield* Ref.get(lastPaid)) < payEveryMillis) return
+        yield* rollups.pay
+        yield* Ref.set(lastPaid, now)
+      })
+    })
+
+    /**
+     * Runs a writer and then pays the rollups it owes, whether it succeeded or failed part-way: a command that
+     * wrote bars returns once their rollups are right. Interrupted (a stop), it leaves them owed to the next payer.
+     */
+    const thenPayRollups = <A, E, R>(run: Effect.Effect<A, E, R>) =>
+      run.pipe(
+        Effect.onError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.ignoreLogged(rollups.pay))),
+        Effect.tap(() => rollups.pay)
+      )
+
+    return { writePage, recordFailedFetch, rollupPacer, thenPayRollups } as const
   })
 }) {}

@@ -2,9 +2,10 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { AppConfig, configuredStreams, type DayBoundary } from "../config.ts"
 import type { CandlePage, StoredBar } from "../domain/candle.ts"
-import { ceilTo, floorTo, type Timeframe } from "../domain/timeframe.ts"
+import { floorTo, type Timeframe } from "../domain/timeframe.ts"
 import { DatabaseInfo } from "./database.ts"
 import { copyColumns, copyIn, encodeBars } from "./pg-copy.ts"
+import { rollupLevels } from "./rollups.ts"
 
 export interface UpsertReport {
   readonly inserted: number
@@ -24,15 +25,7 @@ export interface RangeQuery {
   readonly dayBoundary?: DayBoundary
 }
 
-/** The stacked rollups, bottom-up: each is built from the one before it (M5 from raw M1 bars). */
-const rollups = [
-  { timeframe: "M5", table: "candles_m5", width: "5 minutes", from: "candles" },
-  { timeframe: "M15", table: "candles_m15", width: "15 minutes", from: "candles_m5" },
-  { timeframe: "M30", table: "candles_m30", width: "30 minutes", from: "candles_m15" },
-  { timeframe: "H1", table: "candles_h1", width: "1 hour", from: "candles_m30" }
-] as const
-
-const rollupTable: Partial<Record<Timeframe, string>> = Object.fromEntries(rollups.map((r) => [r.timeframe, r.table]))
+const rollupTable: Partial<Record<Timeframe, string>> = Object.fromEntries(rollupLevels.map((r) => [r.timeframe, r.table]))
 
 /**
  * Bucket expressions for H4 and D1 over H1 open times. The New York boundary is 17:00 America/New_York
@@ -90,22 +83,36 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
       )
     }
 
+    /** Records the page's hours as owed rollups, in the caller's transaction; sorted, so two writers lock rows in one order. */
+    const oweHours = (symbol: string, bars: ReadonlyArray<{ readonly ts: number }>) =>
+      sql.unsafe(
+        `INSERT INTO rollups_owed AS o (symbol, hour, seq)
+         SELECT $1, TIMESTAMPTZ 'epoch' + h * INTERVAL '1 millisecond', (SELECT nextval('rollups_owed_seq'))
+         FROM unnest($2::float8[]) AS h ORDER BY h
+         ON CONFLICT (symbol, hour) DO UPDATE SET seq = excluded.seq, owed_at = now()`,
+        [symbol, [...new Set(bars.map((bar) => floorTo(bar.ts, "H1")))].sort((a, b) => a - b)]
+      )
+
     /**
-     * Writes one page in one statement: typed arrays through unnest. A bar already stored with the same
-     * values is left alone, so re-sending a page changes nothing (and touches no continuous aggregate).
+     * Writes one page in one transaction: typed arrays through unnest (or a binary COPY into an empty range),
+     * with the hours whose rollups it makes owed. A bar already stored with the same values is left alone, so
+     * re-sending a page changes nothing and owes nothing.
      */
     const upsertPage = (page: CandlePage) =>
       Effect.gen(function* () {
         const bars = distinctByTs(page.candles)
         if (bars.length === 0) return { inserted: 0, updated: 0, unchanged: 0 } satisfies UpsertReport
+        const owes = page.timeframe === "M1"
         // A page into a range the stream has no bar in yet (a backfill) is COPYed: same rows, a third of the time.
-        // A bar written meanwhile by someone else fails the COPY with a unique violation: the upsert below takes over.
-        // Plain PostgreSQL only for now: COPY into a hypertable (cagg invalidation, compressed chunks) is untested here.
-        if (info.kind === "server" && info.flavour === "plain" && (yield* rangeIsEmpty(page, bars))) {
+        // A bar written meanwhile by someone else fails the COPY (in its savepoint) with a unique violation: the upsert takes over.
+        if (info.kind === "server" && (yield* rangeIsEmpty(page, bars))) {
           const copied = yield* sql.withTransaction(copyIn(`COPY candles (${copyColumns}) FROM STDIN (FORMAT binary)`, encodeBars(page, bars))).pipe(
             Effect.catchIf((error) => (error.cause as { code?: string } | undefined)?.code === "23505", () => Effect.succeed(Option.none<number>()))
           )
-          if (Option.isSome(copied)) return { inserted: copied.value, updated: 0, unchanged: bars.length - copied.value } satisfies UpsertReport
+          if (Option.isSome(copied)) {
+            if (owes) yield* oweHours(page.symbol, bars)
+            return { inserted: copied.value, updated: 0, unchanged: bars.length - copied.value } satisfies UpsertReport
+          }
         }
         const column = (pick: (bar: (typeof bars)[number]) => number | null) => bars.map(pick)
         const [row] = yield* sql.unsafe<{ inserted: number; updated: number }>(
@@ -125,7 +132,13 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
                WHERE (c.open, c.high, c.low, c.close, c.volume, c.vwap, c.trades)
                      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
                                        excluded.volume, excluded.vwap, excluded.trades)
-             RETURNING (xmax = 0) AS inserted
+             RETURNING c.ts, (xmax = 0) AS inserted
+           ), owed AS (
+             -- Only hours whose bars really changed are owed; sorted, so two writers lock rows in one order.
+             INSERT INTO rollups_owed AS o (symbol, hour, seq)
+             SELECT DISTINCT $1, date_bin(INTERVAL '1 hour', w.ts, TIMESTAMPTZ 'epoch'), (SELECT nextval('rollups_owed_seq'))
+             FROM written w WHERE $12::boolean ORDER BY 2
+             ON CONFLICT (symbol, hour) DO UPDATE SET seq = excluded.seq, owed_at = now()
            )
            SELECT (count(*) FILTER (WHERE inserted))::int AS inserted,
                   (count(*) FILTER (WHERE NOT inserted))::int AS updated
@@ -141,53 +154,17 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
             column((b) => b.volume),
             column((b) => b.vwap),
             column((b) => b.trades),
-            page.source
+            page.source,
+            owes
           ]
         )
         const inserted = row?.inserted ?? 0
         const updated = row?.updated ?? 0
         return { inserted, updated, unchanged: bars.length - inserted - updated } satisfies UpsertReport
-      }).pipe(Effect.withSpan("CandleStore.upsertPage", { attributes: { symbol: page.symbol, bars: page.candles.length } }))
-
-    /**
-     * Rebuilds the rollups over the window, bottom-up, widened to whole hours so every level's buckets are
-     * complete. Must run outside a transaction: TimescaleDB refuses to refresh inside one.
-     */
-    const refreshAggregates = (symbol: string, window: { readonly from: number; readonly to: number }) => {
-      const start = floorTo(window.from, "H1")
-      const from = new Date(start)
-      const to = new Date(Math.max(ceilTo(window.to, "H1"), start + 3_600_000))
-      const refresh =
-        info.flavour === "timescale"
-          ? Effect.forEach(
-              rollups,
-              (level) => sql.unsafe(`CALL refresh_continuous_aggregate('${level.table}', $1::timestamptz, $2::timestamptz)`, [from, to]),
-              { discard: true }
-            )
-          : Effect.forEach(
-              rollups,
-              (level) =>
-                sql.withTransaction(
-                  Effect.zipRight(
-                    sql.unsafe(`DELETE FROM ${level.table} WHERE symbol = $1 AND ts >= $2 AND ts < $3`, [symbol, from, to]),
-                    sql.unsafe(
-                      `INSERT INTO ${level.table} (symbol, ts, open, high, low, close, volume, bars)
-                       SELECT symbol, date_bin(INTERVAL '${level.width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-                              (array_agg(open ORDER BY ts))[1], max(high), min(low), (array_agg(close ORDER BY ts DESC))[1],
-                              sum(volume), ${level.from === "candles" ? "count(*)" : "sum(bars)"}
-                       FROM ${level.from}
-                       WHERE symbol = $1 AND ts >= $2 AND ts < $3 ${level.from === "candles" ? "AND timeframe = 'M1'" : ""}
-                       GROUP BY symbol, bucket`,
-                      [symbol, from, to]
-                    )
-                  )
-                ),
-              { discard: true }
-            )
-      return refresh.pipe(
-        Effect.withSpan("CandleStore.refreshAggregates", { attributes: { symbol, from: from.toISOString(), to: to.toISOString() } })
+      }).pipe(
+        sql.withTransaction,
+        Effect.withSpan("CandleStore.upsertPage", { attributes: { symbol: page.symbol, bars: page.candles.length } })
       )
-    }
 
     /** The statement that answers a range: stored bars, a rollup, or H4/D1 built from H1 on the day boundary. */
     const statement = (query: RangeQuery, order: "ASC" | "DESC"): { readonly text: string; readonly params: ReadonlyArray<unknown> } => {
@@ -270,6 +247,6 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
     const barsBefore = (symbol: string, timeframe: Timeframe, before: number, count: number) =>
       select({ symbol, timeframe, from: 0, to: before, limit: count }, "DESC").pipe(Effect.map((rows) => rows.map(toBar).reverse()))
 
-    return { upsertPage, refreshAggregates, range, rangeJson, lastBar, barsBefore } as const
+    return { upsertPage, range, rangeJson, lastBar, barsBefore } as const
   })
 }) {}

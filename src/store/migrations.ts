@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { Data, Effect } from "effect"
 import { createHash } from "node:crypto"
 import type { DatabaseFlavourSetting } from "../config.ts"
+import { advisoryLocks, withAdvisoryLock } from "./advisory-lock.ts"
 import { chooseFlavour, probeFlavour, type Flavour } from "./flavour.ts"
 import core from "../../sql/0001_core.sql" with { type: "text" }
 import hypertables from "../../sql/0002_hypertables.timescale.sql" with { type: "text" }
@@ -9,6 +10,8 @@ import rollupsPlain from "../../sql/0003_rollups.plain.sql" with { type: "text" 
 import rollupsTimescale from "../../sql/0003_rollups.timescale.sql" with { type: "text" }
 import jobs from "../../sql/0004_jobs.sql" with { type: "text" }
 import broker from "../../sql/0005_broker.sql" with { type: "text" }
+import rollupsOwed from "../../sql/0006_rollups_owed.sql" with { type: "text" }
+import verifyJobs from "../../sql/0010_verify_jobs.sql" with { type: "text" }
 
 export type { Flavour } from "./flavour.ts"
 
@@ -30,7 +33,9 @@ export const migrations: ReadonlyArray<Migration> = [
     }
   },
   { name: "0004_jobs", files: { any: { file: "0004_jobs.sql", text: jobs } } },
-  { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } }
+  { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } },
+  { name: "0006_rollups_owed", files: { any: { file: "0006_rollups_owed.sql", text: rollupsOwed } } },
+  { name: "0010_verify_jobs", files: { any: { file: "0010_verify_jobs.sql", text: verifyJobs } } }
 ]
 
 export class MigrationTampered extends Data.TaggedError("MigrationTampered")<{
@@ -106,4 +111,4 @@ export const migrate = (options: MigrateOptions, list: ReadonlyArray<Migration> 
       applied.push(migration.name)
     }
     return { flavour, flavourReason: choice.reason, applied, level: list.at(-1)?.name ?? "none" } satisfies MigrationReport
-  }).pipe(Effect.withSpan("Store.migrate"))
+  }).pipe((run) => withAdvisoryLock(advisoryLocks.migrate, options.embedded, run), Effect.withSpan("Store.migrate"))

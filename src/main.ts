@@ -1,4 +1,5 @@
 import { Command, Options, ValidationError } from "@effect/cli"
+import { SqlError } from "@effect/sql/SqlError"
 import { BunContext, BunRuntime } from "@effect/platform-bun"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
@@ -18,6 +19,8 @@ import { Jobs } from "./supervisor/jobs.ts"
 import { Readiness } from "./supervisor/readiness.ts"
 import { SupervisorLive } from "./supervisor/supervisor.ts"
 import { DatabaseInfo } from "./store/database.ts"
+import { describeError } from "./store/database-error.ts"
+import { Rollups, rollupLevels, type RollupTimeframe } from "./store/rollups.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
 let summarised = false
@@ -258,6 +261,35 @@ const gapsReport = Command.make("report", gapOptions, (input) =>
   )
 ).pipe(Command.withDescription("Completeness per month: expected bars (calendar), present bars, gaps and rejected bars."))
 
+const verifyCommand = Command.make(
+  "verify",
+  {
+    symbol: streamOptions.symbol,
+    timeframe: Options.text("timeframe").pipe(Options.optional, Options.withDescription("M5 M15 M30 or H1 (default: every level; H4 and D1 are built from H1)")),
+    from: Options.text("from").pipe(Options.optional, Options.withDescription("start (default: 1970-01-01)")),
+    to: Options.text("to").pipe(Options.optional, Options.withDescription("end, exclusive (default: now)"))
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const failed = (bad: { readonly message: string }) => summary({ command: "verify", status: "failed", symbol: input.symbol, error: bad.message })
+      const stream = yield* checkStream({ symbol: input.symbol, timeframe: "M1", from: input.from, to: input.to }, false).pipe(Effect.tapError(failed))
+      const levels = rollupLevels.map((level) => level.timeframe)
+      const timeframe = Option.map(input.timeframe, (t) => t.trim().toUpperCase())
+      if (Option.isSome(timeframe) && !levels.includes(timeframe.value as RollupTimeframe)) {
+        const bad = new BadInput({ message: `--timeframe ${input.timeframe.pipe(Option.getOrElse(() => ""))} is not a rollup: use one of ${levels.join(", ")}` })
+        return yield* Effect.zipRight(failed(bad), Effect.fail(bad))
+      }
+      const checked = yield* withApp(
+        Rollups.use((rollups) =>
+          rollups.verify({ symbol: stream.symbol, timeframe: timeframe as Option.Option<RollupTimeframe>, from: stream.from ?? 0, to: stream.to ?? Date.now() })
+        )
+      ).pipe(Effect.tapError((error) => failed({ message: describeError(error) })))
+      yield* Console.log(table(["level", "buckets", "missing", "extra", "differing", "rebuilt"], checked.map((l) => [l.timeframe, l.buckets, l.missing, l.extra, l.differing, l.rebuilt])))
+      const wrong = checked.reduce((n, l) => n + l.missing + l.extra + l.differing, 0)
+      yield* summary({ command: "verify", status: "ok", symbol: stream.symbol, levels: checked, wrong, rebuilt: checked.reduce((n, l) => n + l.rebuilt, 0) })
+    })
+).pipe(Command.withDescription("Compare every rollup bucket (M5…H1) with a fresh aggregation of the stored M1 bars; rebuild the ones that differ."))
+
 const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report (see --help)")).pipe(
   Command.withSubcommands([gapsDetect, gapsFill, gapsReport])
 )
@@ -388,7 +420,7 @@ const importCommand = Command.make(
 
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })
@@ -399,10 +431,11 @@ const describeFailure = (cause: Cause.Cause<unknown>): string => {
   if (Option.isSome(failure)) {
     const error = failure.value
     if (typeof error === "string") return error
+    if (error instanceof SqlError) return describeError(error)
     if (error instanceof Error) {
-      // SqlError and friends keep the driver's reason (refused connection, bad password) in `cause`.
+      // Other errors may keep the driver's reason (refused connection, bad password) in `cause`.
       const cause = (error as { cause?: unknown }).cause
-      return cause instanceof Error && !error.message.includes(cause.message) ? `${error.message}: ${cause.message}` : error.message
+      return describeError(cause instanceof Error && !error.message.includes(cause.message) ? `${error.message}: ${cause.message}` : error.message)
     }
     if (typeof error === "object" && error !== null && "_tag" in error) return String((error as { _tag: unknown })._tag)
   }

@@ -11,6 +11,7 @@ import { DatabaseInfo } from "../src/store/database.ts"
 import { MigrationTampered, migrate, migrations } from "../src/store/migrations.ts"
 import { FlavourRefused } from "../src/store/flavour.ts"
 import { copyColumns, copyIn, encodeBars } from "../src/store/pg-copy.ts"
+import { walk } from "./support/bars.ts"
 import { aggregate, newYorkClock, newYorkTradingDay, utcBucket } from "./support/aggregate.ts"
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
@@ -22,27 +23,6 @@ const hour = 60 * minute
 const day = 24 * hour
 
 /** Generated M1 bars: a gentle random walk from a Monday, deterministic. */
-const walk = (symbol: string, start: number, count: number): ReadonlyArray<Candle> => {
-  let price = symbol === "XAUUSD" ? 1850 : 1.2
-  let seed = 7
-  const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5
-  return Array.from({ length: count }, (_, i) => {
-    const open = price
-    const close = Number((open + next() * 0.0004).toFixed(5))
-    price = close
-    return {
-      ts: start + i * minute,
-      open,
-      high: Number((Math.max(open, close) + 0.0001).toFixed(5)),
-      low: Number((Math.min(open, close) - 0.0001).toFixed(5)),
-      close,
-      volume: 10 + (i % 7),
-      vwap: null,
-      trades: i % 3 === 0 ? null : 5
-    }
-  })
-}
-
 const monday = Date.parse("2021-01-04T00:00:00Z")
 const derived: ReadonlyArray<Timeframe> = ["M5", "M15", "M30", "H1", "H4", "D1"]
 

@@ -12,6 +12,7 @@ import { brokerRoutes } from "./broker.ts"
 import { candleRoutes } from "./candles.ts"
 import { eventRoutes } from "./events.ts"
 import { gapRoutes } from "./gaps.ts"
+import { verifyRoutes } from "./verify.ts"
 import { healthRoutes } from "./health.ts"
 import { jobRoutes } from "./jobs.ts"
 import { metricsRoutes } from "./metrics.ts"
@@ -69,6 +70,7 @@ export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings
   jobRoutes(api)
   statusRoutes(api)
   gapRoutes(api)
+  verifyRoutes(api)
   eventRoutes(api)
   metricsRoutes(api)
   brokerRoutes(api)

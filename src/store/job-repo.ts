@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 
-export type JobKind = "sync" | "full_sync" | "gap_fill"
+export type JobKind = "sync" | "full_sync" | "gap_fill" | "verify"
 export type JobStatus = "queued" | "running" | "succeeded" | "failed"
 
 export interface Job {

@@ -1,10 +1,11 @@
-import { Clock, Data, Effect, FiberSet, Queue } from "effect"
+import { Clock, Data, Effect, FiberSet, Option, Queue } from "effect"
 import { AppConfig, configuredStreams } from "../config.ts"
 import { streamName, type StreamKey } from "../domain/stream.ts"
 import type { Timeframe } from "../domain/timeframe.ts"
 import { historyStart } from "../pipeline/backfill.ts"
 import { Gaps, type GapRange } from "../pipeline/gaps.ts"
 import { JobRepo, type JobKind } from "../store/job-repo.ts"
+import { Rollups, type VerifyRequest } from "../store/rollups.ts"
 import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntity, streamEntityId } from "./stream-entity.ts"
@@ -20,13 +21,14 @@ const progressEveryMillis = 1_000
 
 /**
  * Work asked for over HTTP, run in the background and recorded in `jobs`: a sync or full re-sync goes to the
- * stream's owner through the Stream entity (whichever instance runs it); a gap fill runs here.
+ * stream's owner through the Stream entity (whichever instance runs it); a gap fill or a rollup check runs here.
  */
 export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const repo = yield* JobRepo
     const gaps = yield* Gaps
+    const rollups = yield* Rollups
     const events = yield* StreamEvents
     const instance = yield* runnerName
     const client = yield* StreamEntity.client
@@ -92,6 +94,10 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
     /** Asks the vendor again for the range's open gaps, on this instance. */
     const fillGaps = (range: GapRange) => submit("gap_fill", range, gaps.fill(range))
 
-    return { sync, fillGaps, get: repo.get } as const
+    /** Compares a symbol's rollups with a fresh aggregation of its M1 bars and rebuilds what differs, on this instance. */
+    const verify = (request: VerifyRequest) =>
+      submit("verify", { symbol: request.symbol, timeframe: Option.getOrElse(request.timeframe, () => "M1" as const) }, rollups.verify(request))
+
+    return { sync, fillGaps, verify, get: repo.get } as const
   })
 }) {}

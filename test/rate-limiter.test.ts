@@ -1,8 +1,13 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, Fiber, Redacted, TestClock, TestContext } from "effect"
-import { makeRateLimiter, MassiveRateLimits, type RateLimiter } from "../src/sources/massive/rate-limiter.ts"
+import { makeRateLimiter, MassiveRateLimits, type RateLimit, type RateLimiter } from "../src/sources/massive/rate-limiter.ts"
+import { makeMemoryRateBudget, memoryRateBudgetLayer } from "./support/memory-rate-budget.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect.pipe(Effect.provide(TestContext.TestContext)))
+
+/** A limiter over a budget of its own, with a lease far beyond every test's horizon. */
+const limiterFor = (limit: Omit<RateLimit, "leaseMillis">): RateLimiter =>
+  makeRateLimiter({ ...limit, leaseMillis: 3_600_000 }, makeMemoryRateBudget(), "0123456789abcdef")
 
 type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
 
@@ -55,7 +60,7 @@ const busiestMinute = (starts: ReadonlyArray<number>): number =>
 
 describe("Massive rate limiter", () => {
   test("a free plan (5/min) never sends a sixth request inside any 60 s window, even after a quiet start", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 5, maxConcurrency: 10 })
     // 5 at once, then one at 12 s: a bucket that starts full and refills continuously would send it at 12 s.
     const arrivals = [0, 0, 0, 0, 0, 12_000, 30_000, 30_000, 61_000, 61_000, 61_000]
     const sent = await run(traffic(limiter, arrivals))
@@ -65,7 +70,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("a place is held until the answer arrives, so slow answers cannot bunch requests on the server", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 2, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 2, maxConcurrency: 10 })
     const sent = await run(traffic(limiter, [0, 0, 0, 0, 0], 10_000))
     expect(sent.map((s) => s.start)).toEqual([0, 0, 70_000, 70_000, 140_000])
     // Each request starts a full minute after the answer two places before it: the server saw it arrive no later.
@@ -73,7 +78,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("the concurrency cap holds requests back even without a per-minute cap", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: null, maxConcurrency: 2 })
+    const limiter = limiterFor({ requestsPerMinute: null, maxConcurrency: 2 })
     const sent = await run(traffic(limiter, [0, 0, 0, 0, 0, 0], 5_000))
     expect(sent.map((s) => s.start)).toEqual([0, 0, 5_000, 5_000, 10_000, 10_000])
     const inFlightAt = (t: number) => sent.filter((s) => s.start <= t && t < s.end).length
@@ -81,7 +86,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("an interrupted wait gives no place away and leaves the budget usable", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 1, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 1, maxConcurrency: 10 })
     const starts = await run(
       Effect.gen(function* () {
         const starts: Array<number> = []
@@ -102,7 +107,7 @@ describe("Massive rate limiter", () => {
     const result = await run(
       Effect.gen(function* () {
         const limits = yield* MassiveRateLimits
-        const limit = { requestsPerMinute: 5, maxConcurrency: 4 }
+        const limit = { requestsPerMinute: 5, maxConcurrency: 4, leaseMillis: 3_600_000 }
         const first = yield* limits.forKey(Redacted.make("key-one"), limit)
         const second = yield* limits.forKey(Redacted.make("key-one"), limit)
         const other = yield* limits.forKey(Redacted.make("key-two"), limit)
@@ -119,7 +124,7 @@ describe("Massive rate limiter", () => {
         )
         yield* simulate(fibers)
         return { same: first === second, starts }
-      }).pipe(Effect.provide(MassiveRateLimits.Default))
+      }).pipe(Effect.provide(MassiveRateLimits.Default), Effect.provide(memoryRateBudgetLayer))
     )
     expect(result.same).toBe(true)
     const sharing = result.starts.filter((s) => s.who !== "other").map((s) => s.at).sort((a, b) => a - b)

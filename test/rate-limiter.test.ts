@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, Fiber, Redacted, TestClock, TestContext } from "effect"
 import { makeRateLimiter, MassiveRateLimits, type RateLimit, type RateLimiter } from "../src/sources/massive/rate-limiter.ts"
+import { RateBudgetUnavailable } from "../src/domain/rate-budget.ts"
 import { makeMemoryRateBudget, memoryRateBudgetLayer } from "./support/memory-rate-budget.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect.pipe(Effect.provide(TestContext.TestContext)))
@@ -101,6 +102,24 @@ describe("Massive rate limiter", () => {
       })
     )
     expect(starts).toEqual([0, 60_000])
+  })
+
+  test("a budget that cannot be asked fails the request before it is sent; one that cannot record a finish does not fail it", async () => {
+    const down = new RateBudgetUnavailable({ message: "the database is restarting", cause: null })
+    const memory = makeMemoryRateBudget()
+    const unaskable = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 1, leaseMillis: 1_000 }, { ...memory, take: () => Effect.fail(down) }, "0123456789abcdef")
+    const forgetful = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 1, leaseMillis: 1_000 }, { ...memory, finish: () => Effect.fail(down) }, "0123456789abcdef")
+    const result = await run(
+      Effect.gen(function* () {
+        let sent = 0
+        const request = Effect.sync(() => ++sent)
+        const refused = yield* Effect.flip(unaskable.withPermit(request))
+        const answered = yield* forgetful.withPermit(request)
+        return { refused, answered, sent }
+      })
+    )
+    expect(result.refused).toBe(down)
+    expect(result).toMatchObject({ answered: 1, sent: 1 })
   })
 
   test("the registry gives two callers with one key one budget, and another key its own", async () => {

@@ -38,9 +38,7 @@ export class RateBudgetUnavailable extends Data.TaggedError("RateBudgetUnavailab
 
 /** Where a key's budget is kept: implemented by the store, so every instance on one database shares it. */
 export interface RateBudgetShape {
-  /** Makes sure the key has `places` places; safe to repeat. */
-  readonly open: (keyId: string, places: number) => Effect.Effect<void, RateBudgetUnavailable>
-  /** Takes the free place that freed first, in one atomic step, or says the window is full. */
+  /** Takes the free place that freed first, in one atomic step, or says the window is full (a key seen for the first time gets its places, and asks again). */
   readonly take: (request: BudgetRequest) => Effect.Effect<BudgetAnswer, RateBudgetUnavailable>
   /** The ticket's request finished at `finishedAt`: its place frees one window later (unless a later turn holds it). */
   readonly finish: (ticket: BudgetTicket, finishedAt: number) => Effect.Effect<void, RateBudgetUnavailable>

@@ -20,13 +20,14 @@ export class RateBudgetRepo extends Effect.Service<RateBudgetRepo>()("Store/Rate
     const sql = yield* SqlClient.SqlClient
     const at = (ms: number) => sql`to_timestamp(${ms / 1000}::float8)`
 
-    const open: RateBudgetShape["open"] = (keyId, places) =>
+    // Idempotent, so two instances meeting a new key at once both succeed.
+    const open = (keyId: string, places: number) =>
       sql`INSERT INTO rate_budget (key_id, place)
           SELECT ${keyId}, generate_series(1, ${places}::int)
-          ON CONFLICT (key_id, place) DO NOTHING`.pipe(Effect.asVoid, unavailable("be opened"))
+          ON CONFLICT (key_id, place) DO NOTHING`.pipe(Effect.asVoid)
 
     const take: RateBudgetShape["take"] = ({ keyId, places, now, leaseMillis }) =>
-      sql<{ place: number | null; turn: number | null; earliest_free_at: number | null }>`
+      sql<{ place: number | null; turn: number | null; earliest_free_at: number | null; places: number | null }>`
         WITH taken AS (
           UPDATE rate_budget SET free_from = ${at(now + leaseMillis + budgetWindowMillis)}, turn = turn + 1
           WHERE key_id = ${keyId} AND place = (
@@ -36,16 +37,17 @@ export class RateBudgetRepo extends Effect.Service<RateBudgetRepo>()("Store/Rate
             LIMIT 1
             FOR UPDATE SKIP LOCKED)
           RETURNING place, turn)
-        SELECT taken.place, taken.turn,
-               (SELECT extract(epoch FROM min(free_from)) * 1000 FROM rate_budget
-                WHERE key_id = ${keyId} AND place <= ${places}::int)::float8 AS earliest_free_at
-        FROM (VALUES (1)) AS one LEFT JOIN taken ON true`.pipe(
-        Effect.map(([row]): BudgetAnswer =>
-          row?.place != null && row.turn != null
-            ? { _tag: "Taken", ticket: { keyId, place: row.place, turn: row.turn } }
-            : // Read before the update: a place just taken by someone else may look free; asking again at once sorts it out.
-              { _tag: "Full", earliestFreeAt: Number(row?.earliest_free_at ?? now) }
-        ),
+        SELECT taken.place, taken.turn, mine.earliest_free_at, mine.places
+        FROM (SELECT (extract(epoch FROM min(free_from)) * 1000)::float8 AS earliest_free_at, count(*)::int AS places
+              FROM rate_budget WHERE key_id = ${keyId} AND place <= ${places}::int) AS mine
+        LEFT JOIN taken ON true`.pipe(
+        Effect.flatMap(([row]): Effect.Effect<BudgetAnswer, SqlError> => {
+          if (row?.place != null && row.turn != null) return Effect.succeed({ _tag: "Taken", ticket: { keyId, place: row.place, turn: row.turn } })
+          // No places yet (a new key, or a plan with more requests a minute): make them, and let the caller ask again at once.
+          if (row?.earliest_free_at == null || (row.places ?? 0) < places) return Effect.as(open(keyId, places), { _tag: "Full", earliestFreeAt: now })
+          // Read before the update: a place just taken by someone else may look free; asking again at once sorts that out.
+          return Effect.succeed({ _tag: "Full", earliestFreeAt: Number(row.earliest_free_at) })
+        }),
         unavailable("be asked"),
         Effect.withSpan("RateBudget.take")
       )
@@ -57,6 +59,6 @@ export class RateBudgetRepo extends Effect.Service<RateBudgetRepo>()("Store/Rate
         unavailable("record a finished request")
       )
 
-    return { open, take, finish } satisfies RateBudgetShape
+    return { take, finish } satisfies RateBudgetShape
   })
 }) {}

@@ -15,15 +15,12 @@ export const makeMemoryRateBudget = (): RateBudgetShape => {
   const byKey = new Map<string, Array<Place>>()
   const placesOf = (keyId: string) => byKey.get(keyId) ?? []
   return {
-    open: (keyId, places) =>
-      Effect.sync(() => {
-        const held = placesOf(keyId)
-        while (held.length < places) held.push({ freeFrom: -Infinity, turn: 0 })
-        byKey.set(keyId, held)
-      }),
     take: ({ keyId, places, now, leaseMillis }) =>
       Effect.sync((): BudgetAnswer => {
-        const mine = placesOf(keyId).slice(0, places)
+        const all = placesOf(keyId)
+        while (all.length < places) all.push({ freeFrom: -Infinity, turn: 0 })
+        byKey.set(keyId, all)
+        const mine = all.slice(0, places)
         const free = mine.map((place, index) => ({ place, index })).filter(({ place }) => place.freeFrom <= now)
         const first = free.sort((a, b) => a.place.freeFrom - b.place.freeFrom || a.index - b.index)[0]
         if (first === undefined) return { _tag: "Full", earliestFreeAt: Math.min(...mine.map((p) => p.freeFrom)) }

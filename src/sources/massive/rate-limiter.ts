@@ -34,10 +34,6 @@ export const makeRateLimiter = (limit: RateLimit, budget: RateBudgetShape, keyId
   // A plan without a per-minute cap never asks the budget: no database round-trip per request.
   if (places === null) return { withPermit: (request) => permits.withPermits(1)(request) }
 
-  // Opening is idempotent, so two first callers racing is harmless; a failed open is tried again next time.
-  let opened = false
-  const open = Effect.suspend(() => (opened ? Effect.void : Effect.tap(budget.open(keyId, places), () => (opened = true))))
-
   // Asking is uninterruptible (a taken place is never lost between the answer and us); only the sleep is not.
   const takePlace = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>): Effect.Effect<BudgetTicket, RateBudgetUnavailable> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -57,11 +53,8 @@ export const makeRateLimiter = (limit: RateLimit, budget: RateBudgetShape, keyId
   return {
     withPermit: (request) =>
       permits.withPermits(1)(
-        Effect.zipRight(
-          open,
-          Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(takePlace(restore), (ticket) => restore(request).pipe(Effect.ensuring(finish(ticket))))
-          )
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(takePlace(restore), (ticket) => restore(request).pipe(Effect.ensuring(finish(ticket))))
         )
       )
   }

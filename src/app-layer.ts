@@ -7,6 +7,7 @@ import { Gaps } from "./pipeline/gaps.ts"
 import { Importer } from "./pipeline/import.ts"
 import { Ingest } from "./pipeline/ingest.ts"
 import { MassiveClient } from "./sources/massive/client.ts"
+import { MassiveRateBudget } from "./sources/massive/rate-limiter.ts"
 import { MetaApiClient } from "./sources/metaapi/client.ts"
 import { BrokerRepo } from "./store/broker-repo.ts"
 import { CandleStore } from "./store/candle-store.ts"
@@ -15,6 +16,7 @@ import { GapRepo } from "./store/gap-repo.ts"
 import { JobRepo } from "./store/job-repo.ts"
 import { QuarantineRepo } from "./store/quarantine-repo.ts"
 import { Rollups } from "./store/rollups.ts"
+import { RateBudgetRepo } from "./store/rate-budget-repo.ts"
 import { SyncRepo } from "./store/sync-repo.ts"
 import { StreamEvents } from "./supervisor/events.ts"
 import { StreamControl } from "./supervisor/stream-loop.ts"
@@ -35,6 +37,8 @@ export const appLayer = (config: AppConfigShape) =>
         JobRepo.Default,
         BrokerRepo.Default
       )),
+    // The vendor's per-minute budget lives in the database: every instance on it shares one per key.
+    Layer.provideMerge(Layer.effect(MassiveRateBudget, RateBudgetRepo).pipe(Layer.provide(RateBudgetRepo.Default))),
     Layer.provideMerge(DatabaseLive),
     Layer.provideMerge(FetchHttpClient.layer),
     Layer.provideMerge(Layer.succeed(AppConfig, config))

@@ -18,6 +18,7 @@ import {
 } from "../src/sources/massive/errors.ts"
 import { MassiveRateLimits } from "../src/sources/massive/rate-limiter.ts"
 import { type MassiveFake, type MassiveFakeOptions, type MassiveFault, startMassiveFake } from "./fakes/massive.ts"
+import { memoryRateBudgetLayer } from "./support/memory-rate-budget.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 
 const apiKey = "ck-live-7Hq2ZpX9vL4mW1"
@@ -57,7 +58,7 @@ type Logs = ReturnType<typeof captureLogs>
 type Env = Scope.Scope | HttpClient.HttpClient | MassiveRateLimits
 
 const provide = <A, E>(effect: Effect.Effect<A, E, Env>, logs: Logs) =>
-  effect.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(FetchHttpClient.layer, MassiveRateLimits.Default, logs.layer)))
+  effect.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(FetchHttpClient.layer, MassiveRateLimits.Default.pipe(Layer.provide(memoryRateBudgetLayer)), logs.layer)))
 
 const runLive = <A, E>(effect: Effect.Effect<A, E, Env>, logs: Logs = captureLogs()): Promise<A> => Effect.runPromise(provide(effect, logs))
 

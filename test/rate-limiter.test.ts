@@ -1,8 +1,14 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, Fiber, Redacted, TestClock, TestContext } from "effect"
-import { makeRateLimiter, MassiveRateLimits, type RateLimiter } from "../src/sources/massive/rate-limiter.ts"
+import { makeRateLimiter, MassiveRateLimits, type RateLimit, type RateLimiter } from "../src/sources/massive/rate-limiter.ts"
+import { RateBudgetUnavailable } from "../src/domain/rate-budget.ts"
+import { makeMemoryRateBudget, memoryRateBudgetLayer } from "./support/memory-rate-budget.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect.pipe(Effect.provide(TestContext.TestContext)))
+
+/** A limiter over a budget of its own, with a lease far beyond every test's horizon. */
+const limiterFor = (limit: Omit<RateLimit, "leaseMillis">): RateLimiter =>
+  makeRateLimiter({ ...limit, leaseMillis: 3_600_000 }, makeMemoryRateBudget(), "0123456789abcdef")
 
 type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
 
@@ -55,7 +61,7 @@ const busiestMinute = (starts: ReadonlyArray<number>): number =>
 
 describe("Massive rate limiter", () => {
   test("a free plan (5/min) never sends a sixth request inside any 60 s window, even after a quiet start", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 5, maxConcurrency: 10 })
     // 5 at once, then one at 12 s: a bucket that starts full and refills continuously would send it at 12 s.
     const arrivals = [0, 0, 0, 0, 0, 12_000, 30_000, 30_000, 61_000, 61_000, 61_000]
     const sent = await run(traffic(limiter, arrivals))
@@ -65,7 +71,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("a place is held until the answer arrives, so slow answers cannot bunch requests on the server", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 2, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 2, maxConcurrency: 10 })
     const sent = await run(traffic(limiter, [0, 0, 0, 0, 0], 10_000))
     expect(sent.map((s) => s.start)).toEqual([0, 0, 70_000, 70_000, 140_000])
     // Each request starts a full minute after the answer two places before it: the server saw it arrive no later.
@@ -73,7 +79,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("the concurrency cap holds requests back even without a per-minute cap", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: null, maxConcurrency: 2 })
+    const limiter = limiterFor({ requestsPerMinute: null, maxConcurrency: 2 })
     const sent = await run(traffic(limiter, [0, 0, 0, 0, 0, 0], 5_000))
     expect(sent.map((s) => s.start)).toEqual([0, 0, 5_000, 5_000, 10_000, 10_000])
     const inFlightAt = (t: number) => sent.filter((s) => s.start <= t && t < s.end).length
@@ -81,7 +87,7 @@ describe("Massive rate limiter", () => {
   })
 
   test("an interrupted wait gives no place away and leaves the budget usable", async () => {
-    const limiter = makeRateLimiter({ requestsPerMinute: 1, maxConcurrency: 10 })
+    const limiter = limiterFor({ requestsPerMinute: 1, maxConcurrency: 10 })
     const starts = await run(
       Effect.gen(function* () {
         const starts: Array<number> = []
@@ -98,11 +104,29 @@ describe("Massive rate limiter", () => {
     expect(starts).toEqual([0, 60_000])
   })
 
+  test("a budget that cannot be asked fails the request before it is sent; one that cannot record a finish does not fail it", async () => {
+    const down = new RateBudgetUnavailable({ message: "the database is restarting", cause: null })
+    const memory = makeMemoryRateBudget()
+    const unaskable = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 1, leaseMillis: 1_000 }, { ...memory, take: () => Effect.fail(down) }, "0123456789abcdef")
+    const forgetful = makeRateLimiter({ requestsPerMinute: 5, maxConcurrency: 1, leaseMillis: 1_000 }, { ...memory, finish: () => Effect.fail(down) }, "0123456789abcdef")
+    const result = await run(
+      Effect.gen(function* () {
+        let sent = 0
+        const request = Effect.sync(() => ++sent)
+        const refused = yield* Effect.flip(unaskable.withPermit(request))
+        const answered = yield* forgetful.withPermit(request)
+        return { refused, answered, sent }
+      })
+    )
+    expect(result.refused).toBe(down)
+    expect(result).toMatchObject({ answered: 1, sent: 1 })
+  })
+
   test("the registry gives two callers with one key one budget, and another key its own", async () => {
     const result = await run(
       Effect.gen(function* () {
         const limits = yield* MassiveRateLimits
-        const limit = { requestsPerMinute: 5, maxConcurrency: 4 }
+        const limit = { requestsPerMinute: 5, maxConcurrency: 4, leaseMillis: 3_600_000 }
         const first = yield* limits.forKey(Redacted.make("key-one"), limit)
         const second = yield* limits.forKey(Redacted.make("key-one"), limit)
         const other = yield* limits.forKey(Redacted.make("key-two"), limit)
@@ -119,7 +143,7 @@ describe("Massive rate limiter", () => {
         )
         yield* simulate(fibers)
         return { same: first === second, starts }
-      }).pipe(Effect.provide(MassiveRateLimits.Default))
+      }).pipe(Effect.provide(MassiveRateLimits.Default), Effect.provide(memoryRateBudgetLayer))
     )
     expect(result.same).toBe(true)
     const sharing = result.starts.filter((s) => s.who !== "other").map((s) => s.at).sort((a, b) => a - b)

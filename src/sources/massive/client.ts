@@ -7,6 +7,7 @@ import { AppConfig, massiveRequestsPerMinute } from "../../config.ts"
 import type { Candle } from "../../domain/candle.ts"
 import { type Timeframe, vendorSpan } from "../../domain/timeframe.ts"
 import {
+  budgetUnavailable,
   excerptOf,
   type FailedRequest,
   failureForStatus,
@@ -75,6 +76,9 @@ const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): st
   return `${baseUrl.replace(/\/+$/, "")}${path}?adjusted=true&sort=asc&limit=50000`
 }
 
+/** Added to the request timeout for how long a place may stay held when its finish is never recorded. */
+const leaseSlackMillis = 5_000
+
 const vendorOutcome = (outcome: string) => [MetricLabel.make("vendor", "massive"), MetricLabel.make("outcome", outcome)]
 
 export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/MassiveClient", {
@@ -91,7 +95,9 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         ? null
         : yield* limits.forKey(apiKey, {
             requestsPerMinute: massiveRequestsPerMinute(settings),
-            maxConcurrency: settings.maxConcurrency
+            maxConcurrency: settings.maxConcurrency,
+            // The vendor has seen a request by the time it times out; the slack covers sending and tearing down.
+            leaseMillis: timeoutMillis + leaseSlackMillis
           })
     const secret = apiKey === null ? null : Redacted.value(apiKey)
 
@@ -128,6 +134,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         const answer = yield* limiter.withPermit(send(url, apiKey)).pipe(
           Effect.mapError((error) => {
             if (error === "timeout") return timedOut(facts({ detail: `no complete answer within ${timeoutMillis} ms` }), timeoutMillis)
+            if (error._tag === "RateBudgetUnavailable") return budgetUnavailable(facts({ detail: error.message }))
             const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "")
             const detail = `${error.reason}${cause === "" ? "" : `: ${cause}`}`
             return error._tag === "RequestError" && error.reason === "InvalidUrl"

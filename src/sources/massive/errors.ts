@@ -30,6 +30,8 @@ export class Timeout extends Data.TaggedError("Timeout")<Failure & { readonly ti
 export class Transport extends Data.TaggedError("Transport")<Failure> {}
 /** `invalid-json` is a cut or foreign body (transient); `schema-mismatch` is JSON we do not understand (permanent). */
 export class Decode extends Data.TaggedError("Decode")<Failure & { readonly reason: "invalid-json" | "schema-mismatch" }> {}
+/** The shared request budget (kept in the database) could not be asked: nothing was sent. */
+export class BudgetUnavailable extends Data.TaggedError("BudgetUnavailable")<Failure> {}
 export class UnknownSymbol extends Data.TaggedError("UnknownSymbol")<{ readonly symbol: string; readonly message: string }> {}
 
 export type MassiveError =
@@ -42,6 +44,7 @@ export type MassiveError =
   | Timeout
   | Transport
   | Decode
+  | BudgetUnavailable
   | UnknownSymbol
 
 /** Worth another try after a wait; everything else stops the stream until a person acts. */
@@ -51,6 +54,7 @@ export const isTransient = (error: MassiveError): boolean => {
     case "ServerError":
     case "Timeout":
     case "Transport":
+    case "BudgetUnavailable":
       return true
     case "Decode":
       return error.reason === "invalid-json"
@@ -97,6 +101,9 @@ export const timedOut = (facts: FailedRequest, timeoutMillis: number): Timeout =
   new Timeout({ ...withMessage("request timed out", facts), timeoutMillis })
 
 export const transportFailed = (facts: FailedRequest): Transport => new Transport(withMessage("connection failed", facts))
+
+export const budgetUnavailable = (facts: FailedRequest): BudgetUnavailable =>
+  new BudgetUnavailable(withMessage("request budget could not be asked", facts))
 
 export const invalidUrl = (facts: FailedRequest): BadRequest => new BadRequest(withMessage("request URL is invalid", facts))
 

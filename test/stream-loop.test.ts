@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { Effect, Fiber, Option, Queue, Redacted, TestClock, TestContext } from "effect"
+import { AppConfig } from "../src/config.ts"
 import { quietBars } from "./support/bars.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { SyncRepo } from "../src/store/sync-repo.ts"
@@ -29,6 +30,9 @@ const setup = async (kind: "embedded" | "server", fakeOptions: Partial<MassiveFa
   const db = await createTestDatabase(kind, {
     backfillFrom: Option.some(dayStart),
     massive: {
+      ...AppConfig.fixed().massive,
+      // The vendor publishes at once: a bar is settled as soon as it closes (tests of late bars say otherwise).
+      settleSeconds: 0,
       apiKey: Option.some(Redacted.make(apiKey)),
       baseUrl: fake.baseUrl,
       plan: "paid",

@@ -7,6 +7,7 @@ import rollupsPlain from "../../sql/0003_rollups.plain.sql" with { type: "text" 
 import rollupsTimescale from "../../sql/0003_rollups.timescale.sql" with { type: "text" }
 import jobs from "../../sql/0004_jobs.sql" with { type: "text" }
 import broker from "../../sql/0005_broker.sql" with { type: "text" }
+import historyFrom from "../../sql/0007_history_from.sql" with { type: "text" }
 
 /** Which kind of store the schema was built for; decided once, by the first migration run. */
 export type Flavour = "timescale" | "plain"
@@ -29,7 +30,8 @@ export const migrations: ReadonlyArray<Migration> = [
     }
   },
   { name: "0004_jobs", files: { any: { file: "0004_jobs.sql", text: jobs } } },
-  { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } }
+  { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } },
+  { name: "0007_history_from", files: { any: { file: "0007_history_from.sql", text: historyFrom } } }
 ]
 
 export class MigrationTampered extends Data.TaggedError("MigrationTampered")<{

@@ -242,7 +242,11 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
           Effect.gen(function* () {
             const newest = end - step
             const lacksAsset = new PlanLacksAsset({ symbol, timeframe, ticker: spec.ticker, cause: refused.cause })
-            if (refused.from >= floorTo(newest, "D1") || !(yield* answers(newest))) return yield* lacksAsset
+            if (refused.from >= floorTo(newest, "D1") || !(yield* answers(newest))) {
+              // The status page shows why, not only the vendor's generic refusal.
+              yield* syncRepo.explainFailure(symbol, timeframe, lacksAsset.message)
+              return yield* lacksAsset
+            }
             let lo = floorTo(refused.from, "D1")
             let hi = newest
             for (;;) {

@@ -117,6 +117,10 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
           ON CONFLICT (symbol, timeframe) DO UPDATE SET last_error = excluded.last_error,
             consecutive_failures = sync_state.consecutive_failures + 1, updated_at = now()`.pipe(Effect.asVoid)
 
+    /** Replaces the last error with a clearer account of the same failure (already counted by `recordFailure`). */
+    const explainFailure = (symbol: string, timeframe: Timeframe, error: string) =>
+      sql`UPDATE sync_state SET last_error = ${error}, updated_at = now() WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(Effect.asVoid)
+
     const logFetch = (record: FetchRecord) =>
       sql`INSERT INTO fetch_log (symbol, timeframe, purpose, range_from, range_to, bars_received, request_id, status, http_status, error)
           VALUES (${record.symbol}, ${record.timeframe}, ${record.purpose}, ${new Date(record.from)}, ${new Date(record.to)},
@@ -124,6 +128,6 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         Effect.asVoid
       )
 
-    return { state, states, advance, setStatus, recordFailure, logFetch, recordHistoryFrom, recordDelay } as const
+    return { state, states, advance, setStatus, recordFailure, logFetch, recordHistoryFrom, recordDelay, explainFailure } as const
   })
 }) {}

@@ -264,7 +264,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
         return { compared, status, vendorBars, brokerBars }
       })
 
-    /** The comparison report over a window (default COMPARE_WINDOW_MINUTES ending at the last whole minute). */
+    /** The comparison report over a window (default COMPARE_WINDOW_MINUTES ending at the vendor's settle line). */
     const compare = (input: BrokerStreamRef & { readonly windowMinutes?: number; readonly end?: number }) =>
       Effect.gen(function* () {
         const stream = yield* resolve(input)
@@ -295,7 +295,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
       }).pipe(Effect.withSpan("Broker.compare", { attributes: { account: input.account, symbol: input.symbol } }))
 
     /**
-     * The scheduled comparison: the configured window ending at the last whole minute (or `end`), stored as one
+     * The scheduled comparison: the configured window ending at the vendor's settle line (or `end`), stored as one
      * row whatever happens — `ok`, `no_broker_data` (the broker answered no candle: no statistics, never a zero
      * difference), `no_vendor_data`, or `error` with MetaApi's answer. Fails only when the store does.
      */

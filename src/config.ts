@@ -138,7 +138,15 @@ export const settings = Config.all({
     /** Overrides the plan's rate when set. */
     requestsPerMinute: Config.option(setting("MASSIVE_REQUESTS_PER_MINUTE", PositiveInt, "a positive integer")),
     maxConcurrency: setting("MASSIVE_MAX_CONCURRENCY", PositiveInt, "a positive integer").pipe(Config.withDefault(4)),
-    timeoutSeconds: setting("MASSIVE_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
+    timeoutSeconds: setting("MASSIVE_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30)),
+    /** How long after its minute closes a bar is taken as published for good; until then it is asked again. */
+    settleSeconds: setting("MASSIVE_SETTLE_SECONDS", Schema.NumberFromString.pipe(Schema.nonNegative()), "a number of seconds ≥ 0").pipe(
+      Config.withDefault(120)
+    ),
+    /** How far the plan's data trails real time; unset = the plan's (free = 15, paid = 0). */
+    delayMinutes: Config.option(
+      setting("MASSIVE_DELAY_MINUTES", Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 1_440)), "whole minutes 0-1440")
+    )
   }),
   /** The streams the supervisor keeps current; default every configured symbol at M1. */
   streams: Config.option(setting("STREAMS", StreamList, "SYMBOL:TIMEFRAME entries separated by commas, e.g. EURUSD:M1,XAUUSD:D1")),
@@ -164,7 +172,7 @@ export const settings = Config.all({
     /** How many times a gap is asked of the vendor again before it is left as it is. */
     maxAttempts: setting("GAP_FILL_MAX_ATTEMPTS", PositiveInt, "a positive integer").pipe(Config.withDefault(3))
   }),
-  /** Where a backfill starts when a stream has no watermark; unset = ten years before now. */
+  /** Where a backfill starts when a stream has no watermark; unset = what the plan covers (free: two years, paid: ten). */
   backfillFrom: Config.option(setting("BACKFILL_FROM", Instant, "a date like 2016-01-01 or an ISO 8601 instant")),
   http: Config.all({
     /** When set, every POST needs `Authorization: Bearer <token>`. */
@@ -280,7 +288,16 @@ export interface MassiveSettings {
   readonly requestsPerMinute: Option.Option<number>
   readonly maxConcurrency: number
   readonly timeoutSeconds: number
+  readonly settleSeconds: number
+  readonly delayMinutes: Option.Option<number>
 }
+
+/** How many minutes the plan's data trails real time: the explicit setting, else the plan's (free = 15; paid = 0). */
+export const massiveDelayMinutes = (massive: MassiveSettings): number =>
+  Option.getOrElse(massive.delayMinutes, () => (massive.plan === "free" ? 15 : 0))
+
+/** How many years of history the plan is expected to cover, for the default BACKFILL_FROM (free = 2; paid = 10). */
+export const massiveHistoryYears = (massive: MassiveSettings): number => (massive.plan === "free" ? 2 : 10)
 
 /** Requests per minute allowed to one API key: the explicit setting, else the plan's (free = 5; paid has no cap). */
 export const massiveRequestsPerMinute = (massive: MassiveSettings): number | null =>
@@ -306,7 +323,9 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       plan: "free",
       requestsPerMinute: Option.none(),
       maxConcurrency: 4,
-      timeoutSeconds: 30
+      timeoutSeconds: 30,
+      settleSeconds: 120,
+      delayMinutes: Option.none()
     },
     streams: Option.none(),
     supervisor: {

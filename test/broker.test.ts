@@ -72,7 +72,9 @@ const setup = async (
     now: () => clock.now(),
     ...fakeOptions
   })
-  const db = await createTestDatabase(kind, { ...overrides, broker: brokerSettings(fake, brokerOverrides) })
+  // The stored vendor bars are final unless a test says otherwise: no settle time, no plan delay.
+  const settledAtOnce = { ...AppConfig.fixed().massive, settleSeconds: 0, delayMinutes: Option.some(0) }
+  const db = await createTestDatabase(kind, { massive: settledAtOnce, ...overrides, broker: brokerSettings(fake, brokerOverrides) })
   cleanups.push(async () => {
     await db.close()
     await db.drop()
@@ -156,6 +158,18 @@ describe.each(databaseKinds)("broker price sync on the %s database", (kind) => {
       // 13:00:20 UTC on the broker's GMT+2 server clock (the US is still on winter time).
       broker_time: "2021-03-03 15:00:20.000"
     })
+  })
+
+  test.skipIf(!hasSharedData)("the hourly comparison covers only minutes the vendor has settled: the newest, not yet synced, are not broker-only", async () => {
+    // A free plan: its bars are delayed 15 minutes, and settle 2 minutes after that.
+    const { db, clock } = await setup(kind, {}, { massive: { ...AppConfig.fixed().massive, plan: "free" } })
+    // The vendor's last two minutes are not synced yet (as at 13:00:20 on a plan without delay).
+    await db.run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DELETE FROM candles WHERE symbol = 'XAUUSD' AND ts >= ${new Date(at("2021-03-03T12:58:00Z"))}`))
+    const entry = await onTestClock(db, clock, at("2021-03-03T13:00:20Z"), () => Broker.use((b) => b.compareAndRecord({ account, symbol: "XAUUSD" })))
+    expect(entry.window).toEqual({ from: "2021-03-03T11:43:00.000Z", to: "2021-03-03T12:43:00.000Z", minutes: 60 })
+    // Only the broker's own three missing minutes are one-sided; nothing after the settle line counts.
+    expect([entry.vendor_only, entry.broker_only]).toEqual([3, 0])
+    expect(entry.status).toBe("ok")
   })
 
   test.skipIf(!hasSharedData)("a day's window is read from the broker in pages of 1,000, and the daily pause is on neither side", async () => {

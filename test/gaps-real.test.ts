@@ -206,7 +206,7 @@ describe.each(databaseKinds)("gaps in real files on the %s database", (kind) => 
       cleanups.push(() => fake.stop())
       const db = await database(kind, {
         gaps: { minBars: 3, maxAttempts: 2 },
-        massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5 }
+        massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5, settleSeconds: 120, delayMinutes: Option.none() }
       })
       const holes = new Set([...failing, ...refetchable].map((b) => b.ts))
       await store(db, "EURUSD", real.filter((b) => !holes.has(b.ts)))

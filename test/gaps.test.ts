@@ -20,7 +20,7 @@ afterEach(async () => {
 const database = async (kind: DatabaseKind, vendorBars: ReadonlyArray<Candle> = []) => {
   const fake = startMassiveFake({ apiKeys: ["gap-key"], bars: new Map([["C:EURUSD", vendorBars]]) })
   const db = await createTestDatabase(kind, {
-    massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5 }
+    massive: { apiKey: Option.some(Redacted.make("gap-key")), baseUrl: fake.baseUrl, plan: "paid", requestsPerMinute: Option.none(), maxConcurrency: 2, timeoutSeconds: 5, settleSeconds: 120, delayMinutes: Option.none() }
   })
   cleanups.push(async () => {
     await db.close()

@@ -72,6 +72,7 @@ const fakeMassive = (options: Partial<MassiveFakeOptions>) =>
   )
 
 const settingsFor = (fake: MassiveFake, overrides: Partial<MassiveSettings> = {}): MassiveSettings => ({
+  ...AppConfig.fixed().massive,
   apiKey: Option.some(Redacted.make(apiKey)),
   baseUrl: fake.baseUrl,
   plan: "paid",

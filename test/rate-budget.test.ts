@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock, TestContext } from "effect"
 import { createHash } from "node:crypto"
-import type { AppConfigShape } from "../src/config.ts"
+import { AppConfig, type AppConfigShape } from "../src/config.ts"
 import type { BudgetTicket } from "../src/domain/rate-budget.ts"
 import { MassiveClient } from "../src/sources/massive/client.ts"
 import { MassiveRateBudget } from "../src/sources/massive/rate-limiter.ts"
@@ -23,6 +23,7 @@ afterEach(async () => {
 /** A fresh database whose configuration points at the fake with one key; the timeout is far beyond every wait. */
 const setup = async (kind: DatabaseKind, fake: MassiveFake, plan: "free" | "paid") => {
   const massive: AppConfigShape["massive"] = {
+    ...AppConfig.fixed().massive,
     apiKey: Option.some(Redacted.make(apiKey)),
     baseUrl: fake.baseUrl,
     plan,

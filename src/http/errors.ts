@@ -1,6 +1,6 @@
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Data, Option } from "effect"
-import { StreamFetchFailed, UnknownStreamSymbol } from "../pipeline/backfill.ts"
+import { PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "../pipeline/backfill.ts"
 import { BrokerFetchFailed, BrokerOff, UnknownBrokerStream } from "../pipeline/broker.ts"
 import { NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
@@ -53,6 +53,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof StreamRequestFailed || error instanceof StreamRequestError) {
       return { status: 503, body: { error: "stream_unavailable", message: error.message }, log: true }
     }
+    if (error instanceof PlanLacksAsset) return { status: 502, body: { error: "vendor_refused", message: error.message }, log: false }
     if (error instanceof StreamFetchFailed) return { status: 502, body: { error: "vendor_failed", message: error.message }, log: true }
     if (error instanceof SqlError) return { status: 503, body: { error: "database_unavailable", message: "the database did not answer; try again", request_id: requestId }, log: true }
   }

@@ -1,4 +1,4 @@
-import { Effect, Metric, MetricState, Option } from "effect"
+import { Clock, Effect, Metric, MetricState, Option } from "effect"
 import { AppConfig, configuredStreams } from "../config.ts"
 import { streamName } from "../domain/stream.ts"
 import { Broker } from "../pipeline/broker.ts"
@@ -6,6 +6,7 @@ import { GapRepo } from "../store/gap-repo.ts"
 import { QuarantineRepo } from "../store/quarantine-repo.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
 import type { Api } from "./api.ts"
+import { streamLagSeconds } from "./status.ts"
 
 /** Prometheus' text format, one family at a time. */
 class Exposition {
@@ -34,6 +35,7 @@ export const metricsRoutes = (api: Api<AppConfig | SyncRepo | GapRepo | Quaranti
     (_, c) =>
       Effect.gen(function* () {
         const config = yield* AppConfig
+        const now = yield* Clock.currentTimeMillis
         const out = new Exposition()
 
         // Counters and histograms this process keeps (vendor requests, retries, bars, HTTP).
@@ -67,10 +69,10 @@ export const metricsRoutes = (api: Api<AppConfig | SyncRepo | GapRepo | Quaranti
           const state = states.get(streamName(stream))?.status ?? "not_started"
           for (const s of streamStates) out.sample("candlekeep_stream_state", { stream: streamName(stream), state: s }, s === state ? 1 : 0)
         }
-        out.family("candlekeep_stream_lag_seconds", "gauge", "How far each stream's watermark trails the clock")
+        out.family("candlekeep_stream_lag_seconds", "gauge", "How far each stream's watermark trails what the plan can deliver, in open-market seconds")
         for (const stream of configuredStreams(config)) {
-          const lag = states.get(streamName(stream))?.lagSeconds
-          if (lag !== null && lag !== undefined) out.sample("candlekeep_stream_lag_seconds", { stream: streamName(stream) }, Math.round(lag))
+          const lag = streamLagSeconds(config, states.get(streamName(stream)), now)
+          if (lag !== null) out.sample("candlekeep_stream_lag_seconds", { stream: streamName(stream) }, Math.round(lag))
         }
         out.family("candlekeep_stream_bars", "gauge", "Bars each stream has stored (all instances, all time)")
         for (const stream of configuredStreams(config)) {
@@ -88,7 +90,6 @@ export const metricsRoutes = (api: Api<AppConfig | SyncRepo | GapRepo | Quaranti
 
         const broker = yield* Broker
         const brokerStates = new Map((yield* broker.states()).streams.map((s) => [`${s.account}:${s.symbol}`, s]))
-        const now = Date.now()
         out.family("candlekeep_broker_stream_state", "gauge", "1 for the state each broker quote stream (account, symbol) is in")
         for (const stream of broker.streams) {
           const state = brokerStates.get(`${stream.account}:${stream.symbol}`)?.status ?? "not_started"

@@ -1,11 +1,23 @@
-import { Effect } from "effect"
-import { AppConfig, configuredStreams } from "../config.ts"
+import { Clock, Effect } from "effect"
+import { AppConfig, configuredStreams, massiveDelayMinutes, type AppConfigShape } from "../config.ts"
+import { lagSeconds } from "../domain/settle.ts"
 import { streamName } from "../domain/stream.ts"
 import { Broker } from "../pipeline/broker.ts"
-import { SyncRepo } from "../store/sync-repo.ts"
+import { SyncRepo, type StreamState } from "../store/sync-repo.ts"
 import type { Api } from "./api.ts"
 import { iso } from "./params.ts"
 
+/** The plan's delay a stream works with: as its last sync recorded it (the vendor may have said DELAYED), else the setting's. */
+export const streamDelayMinutes = (config: AppConfigShape, state: StreamState | undefined): number =>
+  state?.delayMinutes ?? massiveDelayMinutes(config.massive)
+
+/** How far a stream trails what its plan can deliver (now minus the delay), in whole seconds of open market. */
+export const streamLagSeconds = (config: AppConfigShape, state: StreamState | undefined, now: number): number | null => {
+  const spec = config.symbols.find((s) => s.symbol === state?.symbol)
+  if (state === undefined || spec === undefined) return null
+  const lag = lagSeconds(spec.instrumentClass, state.watermark, now - streamDelayMinutes(config, state) * 60_000)
+  return lag === null ? null : Math.round(lag)
+}
 
 /** `GET /api/data/status`: every configured stream, from the shared database, whichever instance runs it. */
 export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
@@ -14,13 +26,14 @@ export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
       method: "get",
       path: "/api/data/status",
       tag: "streams",
-      summary: "Every stream: state, watermark, lag, last success, last error, bars stored, owner instance; and the broker streams",
+      summary: "Every stream: state, watermark, lag behind what the plan delivers, the plan's delay and first answered day, last success, last error, bars stored, owner instance; and the broker streams",
       access: "read",
       responses: { 200: "`{streams:[…]}`" }
     },
     (_, c) =>
       Effect.gen(function* () {
         const config = yield* AppConfig
+        const now = yield* Clock.currentTimeMillis
         const states = new Map((yield* SyncRepo.use((r) => r.states)).map((s) => [streamName(s), s]))
         const broker = yield* Broker.use((b) => b.states())
         const brokerStates = new Map(broker.streams.map((s) => [`${s.account}:${s.symbol}`, s]))
@@ -33,7 +46,10 @@ export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
               timeframe: stream.timeframe,
               state: state?.status ?? "not_started",
               watermark: iso(state?.watermark ?? null),
-              lag_seconds: state?.lagSeconds === null || state?.lagSeconds === undefined ? null : Math.round(state.lagSeconds),
+              // Measured from what the plan can deliver, over open market only.
+              lag_seconds: streamLagSeconds(config, state, now),
+              delay_minutes: streamDelayMinutes(config, state),
+              history_from: iso(state?.historyFrom ?? null),
               last_success_at: iso(state?.lastSuccessAt ?? null),
               last_error: state?.lastError ?? null,
               consecutive_failures: state?.consecutiveFailures ?? 0,

@@ -2,6 +2,7 @@ import { Clock, Data, Effect, Either, Option } from "effect"
 import { AppConfig, brokerStreams, type BrokerStream } from "../config.ts"
 import { compareWindow, minuteOf, quoteOffset, type Stats, type WindowComparison } from "../domain/broker-compare.ts"
 import { pipSize } from "../domain/symbol.ts"
+import { MassiveClient } from "../sources/massive/client.ts"
 import { MetaApiClient } from "../sources/metaapi/client.ts"
 import type { MetaApiError } from "../sources/metaapi/errors.ts"
 import { BrokerRepo, type BrokerQuote, type BrokerState, type ComparisonStatus, type StoredComparison } from "../store/broker-repo.ts"
@@ -184,6 +185,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const client = yield* MetaApiClient
+    const vendor = yield* MassiveClient
     const repo = yield* BrokerRepo
     const candles = yield* CandleStore
     const configured = brokerStreams(config)
@@ -233,10 +235,14 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
     const pruneQuotes = (ref: BrokerStreamRef, now: number) =>
       Effect.flatMap(resolve(ref), (stream) => repo.pruneQuotes(stream.account, stream.symbol, now - settings.quoteRetentionDays * 86_400_000))
 
-    /** The window ending at the last whole minute before `end` (default now). */
+    /**
+     * The window ending at the last whole minute before `end` (default now), and never after the vendor's settle
+     * line: a minute the vendor may still publish would count as broker-only.
+     */
     const windowFor = (windowMinutes: number | undefined, end: number | undefined) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const to = minuteOf(end ?? now)
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const to = Math.min(minuteOf(end ?? now), yield* vendor.settledBefore(now, "M1"))
         return { from: to - (windowMinutes ?? settings.compareWindowMinutes) * minute, to }
       })
 
@@ -258,7 +264,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
         return { compared, status, vendorBars, brokerBars }
       })
 
-    /** The comparison report over a window (default COMPARE_WINDOW_MINUTES ending at the last whole minute). */
+    /** The comparison report over a window (default COMPARE_WINDOW_MINUTES ending at the vendor's settle line). */
     const compare = (input: BrokerStreamRef & { readonly windowMinutes?: number; readonly end?: number }) =>
       Effect.gen(function* () {
         const stream = yield* resolve(input)
@@ -289,7 +295,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
       }).pipe(Effect.withSpan("Broker.compare", { attributes: { account: input.account, symbol: input.symbol } }))
 
     /**
-     * The scheduled comparison: the configured window ending at the last whole minute (or `end`), stored as one
+     * The scheduled comparison: the configured window ending at the vendor's settle line (or `end`), stored as one
      * row whatever happens — `ok`, `no_broker_data` (the broker answered no candle: no statistics, never a zero
      * difference), `no_vendor_data`, or `error` with MetaApi's answer. Fails only when the store does.
      */

@@ -13,6 +13,7 @@ import broker from "../../sql/0005_broker.sql" with { type: "text" }
 import rollupsOwed from "../../sql/0006_rollups_owed.sql" with { type: "text" }
 import verifyJobs from "../../sql/0010_verify_jobs.sql" with { type: "text" }
 import rateBudget from "../../sql/0009_rate_budget.sql" with { type: "text" }
+import historyFrom from "../../sql/0007_history_from.sql" with { type: "text" }
 
 export type { Flavour } from "./flavour.ts"
 
@@ -36,6 +37,7 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: "0004_jobs", files: { any: { file: "0004_jobs.sql", text: jobs } } },
   { name: "0005_broker", files: { any: { file: "0005_broker.sql", text: broker } } },
   { name: "0006_rollups_owed", files: { any: { file: "0006_rollups_owed.sql", text: rollupsOwed } } },
+  { name: "0007_history_from", files: { any: { file: "0007_history_from.sql", text: historyFrom } } },
   { name: "0009_rate_budget", files: { any: { file: "0009_rate_budget.sql", text: rateBudget } } },
   { name: "0010_verify_jobs", files: { any: { file: "0010_verify_jobs.sql", text: verifyJobs } } }
 ]

@@ -31,8 +31,10 @@ export interface StreamState {
   readonly barsStored: number
   /** The runner running the stream's loop (host:port), as it last said. */
   readonly owner: string | null
-  /** How far the watermark trails the clock, in seconds; null before the first stored page. */
-  readonly lagSeconds: number | null
+  /** The first instant the vendor's plan answers for; null until a refusal of older history was met. */
+  readonly historyFrom: number | null
+  /** The plan's delay in minutes as the last sync knew it; null before one recorded it. */
+  readonly delayMinutes: number | null
 }
 
 /** The sync bookkeeping: `sync_state` (where each stream is) and `fetch_log` (every range asked, and what came back). */
@@ -51,9 +53,10 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         consecutive_failures: number
         bars_stored: number
         owner: string | null
-        lag_seconds: number | null
+        history_from: Date | null
+        delay_minutes: number | null
       }>`SELECT symbol, timeframe, status, watermark, last_success_at, last_error, consecutive_failures, bars_stored::float8 AS bars_stored, owner,
-                extract(epoch FROM now() - watermark)::float8 AS lag_seconds
+                history_from, delay_minutes
          FROM sync_state ${where} ORDER BY symbol, timeframe`.pipe(
         Effect.map((rows) =>
           rows.map((row): StreamState => ({
@@ -66,7 +69,8 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
             consecutiveFailures: row.consecutive_failures,
             barsStored: row.bars_stored,
             owner: row.owner,
-            lagSeconds: row.lag_seconds
+            historyFrom: row.history_from?.getTime() ?? null,
+            delayMinutes: row.delay_minutes
           }))
         )
       )
@@ -86,6 +90,21 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
             bars_stored = sync_state.bars_stored + excluded.bars_stored,
             last_success_at = now(), consecutive_failures = 0, last_error = NULL, updated_at = now()`.pipe(Effect.asVoid)
 
+    /**
+     * Where the plan's history starts, as found by asking; the watermark moves up to it when `moveWatermark`,
+     * since nothing before it can be had (the vendor refused it).
+     */
+    const recordHistoryFrom = (symbol: string, timeframe: Timeframe, historyFrom: number, moveWatermark: boolean) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, history_from, watermark)
+          VALUES (${symbol}, ${timeframe}, ${new Date(historyFrom)}, ${moveWatermark ? new Date(historyFrom) : null})
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET history_from = excluded.history_from,
+            watermark = GREATEST(sync_state.watermark, excluded.watermark), updated_at = now()`.pipe(Effect.asVoid)
+
+    /** The plan's delay as the stream's last sync knew it, for the status page. */
+    const recordDelay = (symbol: string, timeframe: Timeframe, delayMinutes: number) =>
+      sql`INSERT INTO sync_state (symbol, timeframe, delay_minutes) VALUES (${symbol}, ${timeframe}, ${delayMinutes})
+          ON CONFLICT (symbol, timeframe) DO UPDATE SET delay_minutes = excluded.delay_minutes, updated_at = now()`.pipe(Effect.asVoid)
+
     /** `owner` is the runner running the stream's loop; kept when not given. */
     const setStatus = (symbol: string, timeframe: Timeframe, status: StreamStatus, owner: string | null = null) =>
       sql`INSERT INTO sync_state (symbol, timeframe, status, owner) VALUES (${symbol}, ${timeframe}, ${status}, ${owner})
@@ -98,6 +117,10 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
           ON CONFLICT (symbol, timeframe) DO UPDATE SET last_error = excluded.last_error,
             consecutive_failures = sync_state.consecutive_failures + 1, updated_at = now()`.pipe(Effect.asVoid)
 
+    /** Replaces the last error with a clearer account of the same failure (already counted by `recordFailure`). */
+    const explainFailure = (symbol: string, timeframe: Timeframe, error: string) =>
+      sql`UPDATE sync_state SET last_error = ${error}, updated_at = now() WHERE symbol = ${symbol} AND timeframe = ${timeframe}`.pipe(Effect.asVoid)
+
     const logFetch = (record: FetchRecord) =>
       sql`INSERT INTO fetch_log (symbol, timeframe, purpose, range_from, range_to, bars_received, request_id, status, http_status, error)
           VALUES (${record.symbol}, ${record.timeframe}, ${record.purpose}, ${new Date(record.from)}, ${new Date(record.to)},
@@ -105,6 +128,6 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         Effect.asVoid
       )
 
-    return { state, states, advance, setStatus, recordFailure, logFetch } as const
+    return { state, states, advance, setStatus, recordFailure, logFetch, recordHistoryFrom, recordDelay, explainFailure } as const
   })
 }) {}

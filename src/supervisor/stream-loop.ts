@@ -1,7 +1,7 @@
 import { Cause, Clock, Cron, Data, Deferred, Duration, Effect, Option, Queue, Random, Ref } from "effect"
 import { AppConfig } from "../config.ts"
 import { defaultSyncCron, streamName, type StreamKey } from "../domain/stream.ts"
-import { Backfill, StreamFetchFailed, UnknownStreamSymbol, type RunReport } from "../pipeline/backfill.ts"
+import { Backfill, PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol, type RunReport } from "../pipeline/backfill.ts"
 import { isTransient } from "../sources/massive/errors.ts"
 import { SyncRepo, type StreamStatus } from "../store/sync-repo.ts"
 import { StreamEvents } from "./events.ts"
@@ -99,7 +99,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
           const permanent = Option.match(failure, {
             onNone: () => false,
             // Database failures and anything unknown are worth a restart; a vendor's permanent answer is not.
-            onSome: (e) => e instanceof UnknownStreamSymbol || (e instanceof StreamFetchFailed && !isTransient(e.cause))
+            onSome: (e) => e instanceof UnknownStreamSymbol || e instanceof PlanLacksAsset || (e instanceof StreamFetchFailed && !isTransient(e.cause))
           })
           return Effect.succeed({ _tag: permanent ? "permanent" : "transient", error })
         })

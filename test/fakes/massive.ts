@@ -2,7 +2,9 @@
  * A loopback stand-in for Massive's REST aggregates endpoint, speaking its wire format (see
  * shared/reference/massive-api.md): bars filtered by the inclusive from/to in the path, pages linked by a
  * key-less `next_url` with an opaque cursor, `results` absent when empty, the vendor's error bodies, an
- * optional per-minute limit, and injected faults.
+ * optional per-minute limit, injected faults, and the ways a plan limits what it serves: bars published some
+ * seconds after they close (per ticker), a 15-minute delayed plan answering `DELAYED`, and history refused
+ * (403 NOT_AUTHORIZED) before some number of days back. "Now" is `options.now`, so a TestClock can drive it.
  *
  * Simplifications, on purpose: bars are served from M1 input; other spans (`5/minute`, `1/hour`, `1/day`)
  * are aggregated on UTC-aligned buckets. `limit` and `pageSize` count the bars returned, not the base
@@ -10,7 +12,8 @@
  */
 import type { Candle } from "../../src/domain/candle.ts"
 
-export type MassiveFault = "429" | "429-retry-after" | "502-html" | "truncated-json" | "slow" | "schema-mismatch"
+/** `"empty-next"`: a 200 without bars that still carries a `next_url` (continuing from the same place). */
+export type MassiveFault = "429" | "429-retry-after" | "502-html" | "truncated-json" | "slow" | "schema-mismatch" | "empty-next"
 
 export interface MassiveFakeOptions {
   /** M1 bars per vendor ticker (`C:EURUSD`); a ticker without bars answers OK with no `results`. */
@@ -23,9 +26,15 @@ export interface MassiveFakeOptions {
   readonly notEntitled?: ReadonlyArray<string>
   /** `"DELAYED"` answers like a plan with delayed data. */
   readonly status?: "OK" | "DELAYED"
+  /** A delayed plan: answers `DELAYED` and serves no bar that closed less than this many minutes before now. */
+  readonly delayMinutes?: number
+  /** Per ticker: a bar is published only this many seconds after its minute closes (judged by `now`). */
+  readonly publishAfterSeconds?: Readonly<Record<string, number>>
+  /** The plan's history: a request starting before today's UTC midnight minus this many days gets Massive's 403. */
+  readonly historyDays?: number
   /** Requests admitted in any sliding 60 s (real time); more get a 429. */
   readonly rateLimit?: { readonly requestsPerMinute: number; readonly sendRetryAfter: boolean }
-  /** The clock the per-minute window is judged by (default the wall clock); a test driving TestClock passes its time. */
+  /** The clock the per-minute window, publication and the plan's limits are judged by (default the wall clock); a test driving TestClock passes its time. */
   readonly now?: () => number
   /** Seconds sent in `Retry-After` by the `"429-retry-after"` fault (default 1). */
   readonly retryAfterSeconds?: number
@@ -177,25 +186,32 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     if (from === null) return vendorError(400, "Could not parse the time parameter: 'from'. Use YYYY-MM-DD or Unix MS Timestamps")
     const to = parseTime(toText, true)
     if (to === null) return vendorError(400, "Could not parse the time parameter: 'to'. Use YYYY-MM-DD or Unix MS Timestamps")
-    if (notEntitled.has(ticker)) {
+    const now = (options.now ?? Date.now)()
+    const refusesHistory = options.historyDays !== undefined && from < now - (now % day) - options.historyDays * day
+    if (notEntitled.has(ticker) || refusesHistory) {
       return json(403, {
         status: "NOT_AUTHORIZED",
         request_id: requestId(),
         message: "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"
       })
     }
+    // What has been published by now: a bar closes a minute after it opens, then waits for the ticker's lateness and the plan's delay.
+    const waitMillis = (options.publishAfterSeconds?.[ticker] ?? 0) * 1000 + (options.delayMinutes ?? 0) * 60_000
+    const published = (sorted.get(ticker) ?? []).filter((bar) => bar.ts + 60_000 + waitMillis <= now)
 
     const cursorText = url.searchParams.get("cursor")
     const cursor = cursorText === null ? null : decodeCursor(cursorText)
     if (cursorText !== null && cursor === null) return vendorError(400, "Could not parse the cursor")
     const sort = cursor?.sort ?? (url.searchParams.get("sort") === "desc" ? "desc" : "asc")
     const limit = cursor?.limit ?? Math.min(50_000, Number(url.searchParams.get("limit") ?? 5000) || 5000)
-    const inRange = aggregate(sorted.get(ticker) ?? [], multiplier * unit).filter((bar) => bar.ts >= from && bar.ts <= to)
+    const inRange = aggregate(published, multiplier * unit).filter((bar) => bar.ts >= from && bar.ts <= to)
     const ordered = sort === "asc" ? inRange : [...inRange].reverse()
     const remaining = cursor === null ? ordered : ordered.filter((bar) => (sort === "asc" ? bar.ts > cursor.after : bar.ts < cursor.after))
-    const page = remaining.slice(0, Math.min(limit, options.pageSize ?? 50_000))
+    const page = fault === "empty-next" ? [] : remaining.slice(0, Math.min(limit, options.pageSize ?? 50_000))
     const last = page[page.length - 1]
     const more = last !== undefined && remaining.length > page.length
+    // An empty page that still points on: the next one starts where this one would have.
+    const after = fault === "empty-next" ? (cursor?.after ?? (sort === "asc" ? from - 1 : to + 1)) : last?.ts
 
     const body = {
       ticker,
@@ -203,10 +219,12 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
       resultsCount: page.length,
       adjusted: url.searchParams.get("adjusted") !== "false",
       ...(page.length === 0 ? {} : { results: page.map(toWire) }),
-      status: options.status ?? "OK",
+      status: options.delayMinutes !== undefined ? "DELAYED" : (options.status ?? "OK"),
       request_id: requestId(),
       count: page.length,
-      ...(more ? { next_url: `${origin}${url.pathname}?cursor=${encodeCursor({ after: last.ts, limit, sort })}` } : {})
+      ...((more || fault === "empty-next") && after !== undefined
+        ? { next_url: `${origin}${url.pathname}?cursor=${encodeCursor({ after, limit, sort })}` }
+        : {})
     }
     if (fault === "schema-mismatch") return json(200, { ...body, results: "bars" })
     if (fault === "truncated-json") {

@@ -1,10 +1,11 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
-import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Schema, Stream } from "effect"
+import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Ref, Schema, Stream } from "effect"
 import { vendorRequests, vendorRetries } from "../../metrics.ts"
 import { firstIssue, parseJson, parseRetryAfter, type Answer } from "../http-answer.ts"
-import { AppConfig, massiveRequestsPerMinute } from "../../config.ts"
+import { AppConfig, massiveDelayMinutes, massiveRequestsPerMinute } from "../../config.ts"
 import type { Candle } from "../../domain/candle.ts"
+import { settleLine } from "../../domain/settle.ts"
 import { type Timeframe, vendorSpan } from "../../domain/timeframe.ts"
 import {
   budgetUnavailable,
@@ -79,6 +80,9 @@ const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): st
 /** Added to the request timeout for how long a place may stay held when its finish is never recorded. */
 const leaseSlackMillis = 5_000
 
+/** The delay Massive's delayed plans have; what a plan set to 0 becomes once the vendor answers DELAYED. */
+export const delayedPlanMinutes = 15
+
 const vendorOutcome = (outcome: string) => [MetricLabel.make("vendor", "massive"), MetricLabel.make("outcome", outcome)]
 
 export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/MassiveClient", {
@@ -100,6 +104,23 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
             leaseMillis: timeoutMillis + leaseSlackMillis
           })
     const secret = apiKey === null ? null : Redacted.value(apiKey)
+    // The plan's delay as this process knows it: the setting, until the vendor says otherwise.
+    const delayMinutes = yield* Ref.make(massiveDelayMinutes(settings))
+
+    /** A DELAYED answer on a plan set to no delay: the plan is delayed after all (warned once, not per page). */
+    const noteDelayed = Effect.flatMap(
+      Ref.modify(delayMinutes, (minutes) => (minutes === 0 ? [true, delayedPlanMinutes] : [false, minutes])),
+      (changed) =>
+        changed
+          ? Effect.logWarning(
+              `Massive answers DELAYED though MASSIVE_DELAY_MINUTES is 0: bars are now taken as settled only ${delayedPlanMinutes} minutes after they close (set MASSIVE_DELAY_MINUTES to silence this)`
+            )
+          : Effect.void
+    )
+
+    /** Where the settled bars of `timeframe` end at `now`: MASSIVE_SETTLE_SECONDS plus the plan's delay behind it. */
+    const settledBefore = (now: number, timeframe: Timeframe) =>
+      Effect.map(Ref.get(delayMinutes), (minutes) => settleLine(now, timeframe, settings.settleSeconds * 1000, minutes * 60_000))
 
     const tickerFor = (symbol: string): Either.Either<string, UnknownSymbol> => {
       const ticker = tickers.get(symbol)
@@ -172,6 +193,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
           )
         }
         const page = decoded.right
+        if (page.status === "DELAYED") yield* noteDelayed
         return {
           candles: (page.results ?? []).map(wireBarToCandle),
           requestId: page.request_id ?? null,
@@ -221,7 +243,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         })
       )
 
-    return { tickerFor, fetchPage, fetchPageWithRetry, pages } as const
+    return { tickerFor, fetchPage, fetchPageWithRetry, pages, planDelayMinutes: Ref.get(delayMinutes), settledBefore } as const
   }),
   dependencies: [MassiveRateLimits.Default]
 }) {}

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { easterSunday, expectedBars, isOpen, sessions, usEarlyCloseHolidays } from "../src/domain/calendar.ts"
+import { timeframeMillis } from "../src/domain/timeframe.ts"
 import type { InstrumentClass } from "../src/domain/symbol.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
 
@@ -84,6 +85,24 @@ describe("market calendar", () => {
     ["crypto", 10_080]
   ] as const)("a full week of %s expects %d M1 bars", (instrumentClass, bars) => {
     expect(expectedBars(instrumentClass, at("2021-01-10T00:00:00Z"), at("2021-01-17T00:00:00Z"))).toBe(bars)
+  })
+
+  // A bar counts when it opens inside a session; the forex week opens at 22:00 (21:00) UTC, off every H4 and D1
+  // boundary, and gold's days open at 23:00 UTC, yet each trading day still holds six H4 bars and one D1 bar.
+  test.each([
+    ["forex", "winter", "2021-01-10", "H1", 120],
+    ["forex", "winter", "2021-01-10", "H4", 30],
+    ["forex", "winter", "2021-01-10", "D1", 5],
+    ["forex", "summer", "2021-06-06", "H4", 30],
+    ["forex", "summer", "2021-06-06", "D1", 5],
+    ["metal", "winter", "2021-01-10", "H1", 115],
+    ["metal", "winter", "2021-01-10", "H4", 30],
+    ["metal", "winter", "2021-01-10", "D1", 5],
+    ["crypto", "winter", "2021-01-10", "H4", 42],
+    ["crypto", "winter", "2021-01-10", "D1", 7]
+  ] as const)("a %s week (%s, from %s) expects bars that open inside it: %s %d", (instrumentClass, _, sunday, timeframe, bars) => {
+    const from = at(`${sunday}T00:00:00Z`)
+    expect(expectedBars(instrumentClass, from, from + 7 * 86_400_000, timeframeMillis[timeframe])).toBe(bars)
   })
 
   test("sessions are clipped to the range and split by the gold pause and early close", () => {

@@ -67,13 +67,11 @@ describe("command line", () => {
     const dataDir = tempDir()
     const detect = run(["gaps", "detect", "--symbol", "EURUSD", "--from", "2021-01-04", "--to", "2021-01-05"], { DATA_DIR: dataDir })
     expect(detect.code).toBe(0)
-    // An empty store on a Monday: the whole trading day is one gap.
-    expect(JSON.parse(detect.stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "gaps detect", status: "ok", gaps: 1, new: 1, missing_bars: 1440 })
+    // An empty store has no history, so nothing is missing from it: no gap, no month to report.
+    expect(JSON.parse(detect.stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "gaps detect", status: "ok", gaps: 0, new: 0, missing_bars: 0 })
     const report = run(["gaps", "report", "--symbol", "EURUSD", "--from", "2021-01-04", "--to", "2021-01-05"], { DATA_DIR: dataDir })
     expect(report.stdout).toContain("complete %")
-    expect(JSON.parse(report.stdout.trim().split("\n").at(-1)!).months).toEqual([
-      { month: "2021-01", expected: 1440, present: 0, completeness: 0, gapsOpen: 1, gapsFilled: 0, gapsUnfillable: 0, rejected: {} }
-    ])
+    expect(JSON.parse(report.stdout.trim().split("\n").at(-1)!).months).toEqual([])
     const unknown = run(["gaps", "report", "--symbol", "NOPE"], { DATA_DIR: dataDir })
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim()).toBe("candlekeep: unknown symbol NOPE: configured symbols are XAUUSD, EURUSD, GBPUSD, USDJPY, BTCUSD")

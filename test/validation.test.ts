@@ -62,6 +62,11 @@ describe("each rule accepts a good bar and quarantines a bad one under its name"
     { rule: "misaligned_ts", timeframe: "H4", good: { ...good, ts: at("2021-03-01T13:00:00Z") }, bad: { ...good, ts: at("2021-03-01T13:30:00Z") }, case: "H4 bar at 13:30 (13:00 is fine)" },
     { rule: "misaligned_ts", timeframe: "D1", good: { ...good, ts: at("2021-03-01T22:00:00Z") }, bad: { ...good, ts: at("2021-03-01T22:01:00Z") }, case: "D1 bar at 22:01 (22:00 is fine)" },
     { rule: "future_ts", good, bad: { ...good, ts: later + minute }, case: "bar opening a minute after now" },
+    { rule: "out_of_range", good, bad: { ...good, ts: Date.UTC(1000, 0, 1) }, case: "bar dated 1000-01-01 (an import line 10000101)" },
+    { rule: "out_of_range", good, bad: { ...good, ts: -minute }, case: "bar a minute before 1970" },
+    { rule: "out_of_range", good, bad: { ...good, ts: later + 2 * minute }, case: "M1 bar opening two minutes after now" },
+    { rule: "out_of_range", good, bad: { ...good, ts: Date.UTC(2099, 0, 1) }, case: "bar dated 2099" },
+    { rule: "out_of_range", timeframe: "D1", good: { ...good, ts: at("2021-03-01T22:00:00Z") }, bad: { ...good, ts: later + 2 * day }, case: "D1 bar opening two days after now" },
     { rule: "price_spike", good, bad: { ...good, high: 1.23, close: 1.229 }, case: "close 2.4 % up in a quiet minute" },
     { rule: "price_spike", good, bad: { ...good, low: 1.17 }, case: "low wick 2.5 % down" }
   ]
@@ -176,11 +181,13 @@ describe("price_spike", () => {
     expect(check([bar(ten, 1.2, 1.203, 1.2, 1.203)], { state: flat }).rejected.map((r) => r.rule)).toEqual(["price_spike"])
   })
 
-  test("a level shift that holds for three bars is accepted from its third bar, so the stream never locks", () => {
+  test("a level shift that holds for three bars is accepted whole once its third bar confirms it, so the stream never locks", () => {
     const shifted = (i: number) => bar(ten + i * minute, 1.25, 1.2502, 1.2499, 1.2501)
     const page = check([shifted(0), shifted(1), shifted(2), shifted(3)])
-    expect(page.rejected.map((r) => r.candle.ts)).toEqual([ten, ten + minute])
-    expect(page.accepted.map((c) => c.ts)).toEqual([ten + 2 * minute, ten + 3 * minute])
+    expect(page.rejected).toEqual([])
+    expect(page.released.map((c) => c.ts)).toEqual([ten, ten + minute])
+    expect(page.accepted.map((c) => c.ts)).toEqual([ten, ten + minute, ten + 2 * minute, ten + 3 * minute])
+    expect(page.state.anchor).toEqual({ ts: ten + 3 * minute, close: 1.2501 })
   })
 
   test("bad prints that disagree with each other do not count as a level shift", () => {
@@ -198,6 +205,47 @@ describe("price_spike", () => {
   test("a fresh stream judges no spike until it has seen ten accepted bars", () => {
     const fresh = check([bar(ten, 1.2, 1.2, 1.2, 1.2), bar(ten + minute, 1.3, 1.3, 1.3, 1.3)], { state: initialSpikeState() })
     expect(fresh.accepted).toHaveLength(2)
+  })
+})
+
+describe("a spike is judged again once the bars after it exist", () => {
+  const move = (i: number, price: number) => bar(ten + i * minute, price, price + 0.0002, price - 0.0001, price + 0.0001)
+  const quiet = (i: number) => move(i, 1.2)
+  const up = (i: number) => move(i, 1.25)
+  // Pages in order through one running state; what ends stored and what ends in the quarantine (released bars leave it).
+  const rows: ReadonlyArray<{ case: string; pages: ReadonlyArray<ReadonlyArray<Candle>>; stored: ReadonlyArray<number>; quarantined: ReadonlyArray<number>; released: ReadonlyArray<number> }> = [
+    { case: "a fast move held in one page is stored whole", pages: [[up(0), up(1), up(2), up(3)]], stored: [0, 1, 2, 3], quarantined: [], released: [0, 1] },
+    { case: "a move whose first two bars end a page is released by the next page", pages: [[quiet(0), up(1), up(2)], [up(3), up(4)]], stored: [0, 1, 2, 3, 4], quarantined: [], released: [1, 2] },
+    { case: "a move split one bar per page is released on the third page", pages: [[up(0)], [up(1)], [up(2)]], stored: [0, 1, 2], quarantined: [], released: [0, 1] },
+    { case: "a single bad print stays quarantined", pages: [[quiet(0), up(1), quiet(2), quiet(3)]], stored: [0, 2, 3], quarantined: [1], released: [] },
+    { case: "two bad prints then back to the old level stay quarantined", pages: [[up(0), up(1)], [quiet(2), quiet(3)]], stored: [2, 3], quarantined: [0, 1], released: [] },
+    { case: "prints that disagree are never released", pages: [[up(0), move(1, 1.15), up(2), move(3, 1.15)]], stored: [], quarantined: [0, 1, 2, 3], released: [] }
+  ]
+
+  test.each(rows.map((row) => [row.case, row] as const))("%s", (_, row) => {
+    let state = warm
+    const stored = new Set<number>()
+    const quarantined = new Set<number>()
+    const released: Array<number> = []
+    for (const candles of row.pages) {
+      const page = check(candles, { state })
+      state = page.state
+      for (const rejection of page.rejected) quarantined.add(rejection.candle.ts)
+      for (const bar of page.released) quarantined.delete(bar.ts), released.push(bar.ts)
+      for (const bar of page.accepted) stored.add(bar.ts)
+    }
+    const minutes = (set: Iterable<number>) => [...set].map((ts) => (ts - ten) / minute).sort((a, b) => a - b)
+    expect(minutes(stored)).toEqual([...row.stored])
+    expect(minutes(quarantined)).toEqual([...row.quarantined])
+    expect(minutes(released)).toEqual([...row.released])
+  })
+
+  test("the bars of a run waiting for confirmation survive the state's JSON round trip", () => {
+    const first = check([bar(ten, 1.25, 1.2502, 1.2499, 1.2501)])
+    const restored = Schema.decodeUnknownSync(SpikeState)(JSON.parse(JSON.stringify(Schema.encodeSync(SpikeState)(first.state))))
+    const rest = check([bar(ten + minute, 1.25, 1.2502, 1.2499, 1.2501), bar(ten + 2 * minute, 1.25, 1.2502, 1.2499, 1.2501)], { state: restored })
+    expect(rest.released.map((c) => c.ts)).toEqual([ten, ten + minute])
+    expect(rest.accepted.map((c) => c.ts)).toEqual([ten, ten + minute, ten + 2 * minute])
   })
 })
 

@@ -163,9 +163,10 @@ export const sessions = (instrumentClass: InstrumentClass, from: number, to: num
   return out
 }
 
-/** How many bars of `barMillis` an uninterrupted feed would have in [from, to): bars opening inside a session. */
+/**
+ * How many bars of `barMillis` an uninterrupted feed would have in [from, to): the bar opens (multiples of
+ * `barMillis` in UTC) that fall inside a session. A session that does not start on a bar boundary (the forex week
+ * opens at 22:00 UTC) still holds every bar opening after it: H4 30 and D1 5 in a forex week.
+ */
 export const expectedBars = (instrumentClass: InstrumentClass, from: number, to: number, barMillis = 60_000): number =>
-  sessions(instrumentClass, from, to).reduce(
-    (n, s) => n + Math.max(0, Math.ceil((s.to - s.from) / barMillis) - (s.from % barMillis === 0 ? 0 : 1)),
-    0
-  )
+  sessions(instrumentClass, from, to).reduce((n, s) => n + Math.max(0, Math.ceil(s.to / barMillis) - Math.ceil(s.from / barMillis)), 0)

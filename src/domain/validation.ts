@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import type { Candle } from "./candle.ts"
+import { Candle } from "./candle.ts"
 import { InstrumentClass, type SymbolSpec } from "./symbol.ts"
 import { type Timeframe, timeframeMillis } from "./timeframe.ts"
 
@@ -21,6 +21,7 @@ export const RuleName = Schema.Literal(
   "low_above_open_close",
   "negative_volume",
   "misaligned_ts",
+  "out_of_range",
   "future_ts",
   "price_spike"
 )
@@ -52,8 +53,9 @@ const floorFraction = 0.001
 const timeFactorCap = 30
 /**
  * A run of this many consecutive spikes that agree with each other is a real move, not a bad
- * print (a flash crash, a central-bank surprise): its last bar is accepted and becomes the new
- * anchor, so one jump never locks a stream out forever. The earlier bars of the run stay quarantined.
+ * print (a flash crash, a central-bank surprise): the whole run is accepted (its earlier bars released
+ * from the quarantine, whichever page held them) and its last bar becomes the new anchor, so a genuine
+ * fast move leaves no hole and one jump never locks a stream out forever.
  */
 const levelShiftBars = 3
 
@@ -66,8 +68,11 @@ export const SpikeState = Schema.Struct({
   anchor: Schema.NullOr(Schema.Struct({ ts: Schema.Number, close: Schema.Number })),
   /** Ranges (high − low) of the last accepted bars, oldest first, at most 50. */
   ranges: Schema.Array(Schema.Number),
-  /** Consecutive spikes so far that agree with each other: a possible real level shift. */
-  shift: Schema.NullOr(Schema.Struct({ ts: Schema.Number, close: Schema.Number, bars: Schema.Number }))
+  /**
+   * Consecutive spikes so far that agree with each other: a possible real level shift. `held` are those bars,
+   * normalised, as quarantined: released if the run reaches its confirmation.
+   */
+  shift: Schema.NullOr(Schema.Struct({ ts: Schema.Number, close: Schema.Number, bars: Schema.Number, held: Schema.Array(Candle) }))
 })
 export type SpikeState = typeof SpikeState.Type
 
@@ -109,6 +114,11 @@ export interface ValidatedPage {
   /** Finished, valid bars, rounded to the symbol's digits, sorted by `ts`. */
   readonly accepted: ReadonlyArray<Candle>
   readonly rejected: ReadonlyArray<Rejection>
+  /**
+   * Bars quarantined as `price_spike` (in this page or an earlier one) that the bars after them confirmed as a real
+   * move: they are in `accepted` too, and the caller removes them from the quarantine.
+   */
+  readonly released: ReadonlyArray<Candle>
   /** Valid bars still forming at `now` (open ≤ now < open + bar length); they do not move the spike state. */
   readonly forming: ReadonlyArray<Candle>
   /** The spike state after this page: pass it with the next page of the same stream. */
@@ -123,14 +133,19 @@ export interface ValidatePageInput {
   readonly spec: SymbolSpec
   readonly timeframe: Timeframe
   readonly candles: ReadonlyArray<Candle>
-  /** The current time, Unix ms: a bar opening after it is `future_ts`; one open across it is forming. */
+  /**
+   * The current time, Unix ms: a bar opening after it is `future_ts` (more than one bar after it, or before 1970:
+   * `out_of_range`); one open across it is forming.
+   */
   readonly now: number
   readonly state: SpikeState
   readonly thresholds?: SpikeThresholds
 }
 
 const hour = 3_600_000
-const iso = (ms: number): string => (Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms))
+/** The largest instant a JavaScript Date holds; a vendor's nonsense `ts` beyond it is printed as a number. */
+const maxDate = 8.64e15
+const iso = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= maxDate ? new Date(ms).toISOString() : String(ms))
 const short = (x: number): string => x.toPrecision(3)
 
 /** Vendors start H4 and D1 bars at New York boundaries (17:00 local), so those only need whole hours. */
@@ -158,6 +173,13 @@ const structuralFault = (
   const unit = alignmentMillis(timeframe)
   if (!Number.isInteger(bar.ts) || bar.ts % unit !== 0) {
     return { rule: "misaligned_ts", detail: `ts ${iso(bar.ts)} is not on a ${unit / 60_000}-minute UTC boundary (${timeframe})` }
+  }
+  // A bar from before 1970 or far in the future is a broken date (an import line dated 10000101), not history:
+  // stored, it would make gap detection see centuries of "missing" bars.
+  if (bar.ts < 0) return { rule: "out_of_range", detail: `ts ${iso(bar.ts)} is before 1970-01-01` }
+  const barMillis = timeframeMillis[timeframe]
+  if (bar.ts > now + barMillis) {
+    return { rule: "out_of_range", detail: `ts ${iso(bar.ts)} is more than one ${timeframe} bar after now ${iso(now)}` }
   }
   if (bar.ts > now) return { rule: "future_ts", detail: `ts ${iso(bar.ts)} opens after now ${iso(now)}` }
   return undefined
@@ -233,6 +255,7 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
 
   const accepted: Array<Candle> = []
   const rejected: Array<Rejection> = []
+  const released: Array<Candle> = []
   const forming: Array<Candle> = []
   let digitsTooLow = 0
   let { anchor, shift } = input.state
@@ -267,8 +290,13 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
             detail: `${check.side} ${bar[check.side]} is ${short(check.jump)} from the previous accepted close ${anchor.close} ` +
               `(${iso(anchor.ts)}); limit ${short(check.limit)} = ${check.explain()}`
           })
-          if (!isForming) shift = { ts: bar.ts, close: bar.close, bars: run }
+          if (!isForming) shift = { ts: bar.ts, close: bar.close, bars: run, held: run === 1 ? [bar] : [...shift!.held, bar] }
           continue
+        }
+        // The run is confirmed: its earlier bars were a real move, not bad prints.
+        for (const held of shift!.held) {
+          released.push(held)
+          accept(held)
         }
       }
     }
@@ -277,6 +305,10 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
       forming.push(bar)
       continue
     }
+    accept(bar)
+  }
+
+  function accept(bar: Candle) {
     accepted.push(bar)
     shift = null
     // Bars with no news leave the state alone: a re-sent older bar (an overlap, a gap fill) must not move
@@ -292,9 +324,14 @@ export const validatePage = (input: ValidatePageInput): ValidatedPage => {
     }
   }
 
+  // A released bar of this page is no longer a rejection; one of an earlier page leaves the quarantine in the caller.
+  const releasedTs = new Set(released.map((bar) => bar.ts))
+  const stillRejected = rejected.filter((r) => r.rule !== "price_spike" || !releasedTs.has(r.candle.ts))
+
   return {
     accepted,
-    rejected,
+    rejected: stillRejected,
+    released,
     forming,
     state: { anchor, ranges, shift },
     digitsTooLow,

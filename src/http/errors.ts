@@ -1,6 +1,7 @@
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Data, Option } from "effect"
 import { PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "../pipeline/backfill.ts"
+import { DerivedTimeframe } from "../pipeline/gaps.ts"
 import { BrokerFetchFailed, BrokerOff, UnknownBrokerStream } from "../pipeline/broker.ts"
 import { NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
@@ -45,6 +46,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
       return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'Bearer realm="candlekeep"' }, log: false }
     }
     if (error instanceof NotAStream) return { status: 404, body: { error: "not_found", field: "timeframe", message: error.message, valid: error.streams }, log: false }
+    if (error instanceof DerivedTimeframe) return { status: 400, body: { error: "bad_request", field: "timeframe", message: error.message }, log: false }
     if (error instanceof UnknownStreamSymbol) return { status: 404, body: { error: "not_found", field: "symbol", message: error.message, valid: error.known }, log: false }
     if (error instanceof BrokerOff) return { status: 503, body: { error: "broker_off", message: error.message }, log: false }
     if (error instanceof UnknownBrokerStream) return { status: 404, body: { error: "not_found", message: error.message }, log: false }

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Option } from "effect"
-import { AppConfig } from "../config.ts"
+import { Clock, Data, Effect, Option } from "effect"
+import { AppConfig, configuredStreams } from "../config.ts"
 import { expectedBars } from "../domain/calendar.ts"
 import { gapsInHole, type Gap } from "../domain/gaps.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
@@ -8,12 +8,21 @@ import { GapRepo, type GapStatus, type StoredGap } from "../store/gap-repo.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
 import { Backfill } from "./backfill.ts"
 
+/** Gaps and quality are judged on stored bars only, so a timeframe answered from M1's rollups has none of its own. */
+export class DerivedTimeframe extends Data.TaggedError("DerivedTimeframe")<{ readonly symbol: string; readonly timeframe: Timeframe }> {
+  override get message() {
+    return `${this.symbol} ${this.timeframe} is derived from its M1 bars (no ${this.symbol}:${this.timeframe} stream in STREAMS): ` +
+      `its gaps are M1's gaps, ask for timeframe M1`
+  }
+}
+
+/** A range to judge; it is always clamped to the stored history: [first stored bar, watermark). */
 export interface GapRange {
   readonly symbol: string
   readonly timeframe: Timeframe
   /** Default: the first stored bar. */
   readonly from?: number
-  /** Default: the stream's watermark (what has been asked for so far). */
+  /** Default: the stream's watermark (what has been asked for so far), else the end of its last stored bar. */
   readonly to?: number
 }
 
@@ -54,29 +63,33 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
     const backfill = yield* Backfill
 
     /**
-     * The range to look in: explicit, else from the first stored bar to the watermark (or the last bar). Detection
-     * (`within` = true) also stays after the first stored bar and before the watermark (or now, for imported
-     * bars): history never asked for, or not yet happened, is not a gap.
+     * The range to judge: the one asked, clamped to the stored history — from the first stored bar to the watermark
+     * (or, for bars never synced, such as an import, the end of the last one). History never stored, never asked
+     * for or not yet happened is not a gap: a timeframe without bars has none, whatever range is asked.
      */
-    const resolveRange = (range: GapRange, within = false) =>
+    const resolveRange = (range: GapRange) =>
       Effect.gen(function* () {
         const spec = yield* backfill.specFor(range.symbol)
+        const ownStream = configuredStreams(config).some((s) => s.symbol === range.symbol && s.timeframe === range.timeframe)
+        if (range.timeframe !== "M1" && !ownStream) return yield* new DerivedTimeframe({ symbol: range.symbol, timeframe: range.timeframe })
         const barMillis = timeframeMillis[range.timeframe]
         const [bounds] = yield* sql<{ first: Date | null; last: Date | null }>`
           SELECT min(ts) AS first, max(ts) AS last FROM candles WHERE symbol = ${range.symbol} AND timeframe = ${range.timeframe}`
+        if (!bounds?.first || !bounds.last) {
+          const at = floorTo(range.from ?? 0, range.timeframe)
+          return { spec, barMillis, from: at, to: at }
+        }
+        const first = bounds.first.getTime()
         const watermark = Option.flatMap(yield* syncRepo.state(range.symbol, range.timeframe), (s) => Option.fromNullable(s.watermark))
-        const first = bounds?.first?.getTime() ?? null
-        const end = Option.getOrElse(watermark, () => (bounds?.last ? bounds.last.getTime() + barMillis : first ?? 0))
-        const from = within && first !== null ? Math.max(range.from ?? first, first) : range.from ?? first ?? 0
-        const limit = Option.isSome(watermark) ? watermark.value : yield* Clock.currentTimeMillis
-        const to = within ? Math.min(range.to ?? end, limit) : range.to ?? end
-        return { spec, barMillis, from: floorTo(from, range.timeframe), to }
+        const end = Option.getOrElse(watermark, () => bounds.last!.getTime() + barMillis)
+        const from = floorTo(Math.max(range.from ?? first, first), range.timeframe)
+        return { spec, barMillis, from, to: Math.max(from, Math.min(range.to ?? end, end)) }
       })
 
     /** Every gap in the range, from holes the database finds; records new ones and returns them all. */
     const detect = (range: GapRange) =>
       Effect.gen(function* () {
-        const { spec, barMillis, from, to } = yield* resolveRange(range, true)
+        const { spec, barMillis, from, to } = yield* resolveRange(range)
         if (to <= from) return { from, to, gaps: [] as ReadonlyArray<Gap>, recorded: 0 }
         const holes = yield* repo.holes(range.symbol, range.timeframe, from, to, barMillis)
         const gaps = holes.flatMap((hole) => gapsInHole(spec.instrumentClass, hole, barMillis, config.gaps.minBars))

@@ -78,7 +78,9 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
       Effect.gen(function* () {
         const { spec, timeframe } = input
         const now = yield* Clock.currentTimeMillis
-        const first = input.candles.reduce((min, c) => Math.min(min, c.ts), input.range.from)
+        // The page's own first bar, not its window's start: the second page of a window carries on from the first
+        // (the running state), instead of being judged against the bars stored before the window.
+        const first = input.candles.length === 0 ? input.range.from : input.candles.reduce((min, c) => Math.min(min, c.ts), Number.POSITIVE_INFINITY)
         const spike = yield* spikeStateFor(spec, timeframe, first)
         const checked = validatePage({ spec, timeframe, candles: input.candles, now, state: spike.state })
         // The watermark never passes a bar that is still forming.
@@ -89,6 +91,8 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
           Effect.gen(function* () {
             const upsert = yield* store.upsertPage({ symbol: spec.symbol, timeframe, source: input.source, candles: checked.accepted })
             yield* quarantine.quarantine(spec.symbol, timeframe, input.source, checked.rejected)
+            // Spikes of an earlier page that this page's bars confirmed as a real move are stored now (in `accepted`).
+            yield* quarantine.releaseSpikes(spec.symbol, timeframe, checked.released.map((bar) => bar.ts))
             yield* syncRepo.logFetch({
               symbol: spec.symbol,
               timeframe,

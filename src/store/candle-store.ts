@@ -30,12 +30,15 @@ const rollupTable: Partial<Record<Timeframe, string>> = Object.fromEntries(rollu
 /**
  * Bucket expressions for H4 and D1 over H1 open times. The New York boundary is 17:00 America/New_York
  * (MT4 servers' midnight): shift local time by 7 h so the trading day starts at local midnight.
+ * A bucket's label is the first instant the New York clock reads its start. At the November fall-back the H4
+ * bucket from 01:00 holds five hours and 01:00 happens twice; `AT TIME ZONE` reads an ambiguous wall time as
+ * the second one, so the label is read one hour earlier (never ambiguous for a bucket start) and moved on one hour.
  */
 const bucketExpression = (timeframe: "H4" | "D1", boundary: DayBoundary): string => {
   const width = timeframe === "H4" ? "4 hours" : "1 day"
   return boundary === "utc"
     ? `date_bin(INTERVAL '${width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')`
-    : `((date_bin(INTERVAL '${width}', (ts AT TIME ZONE 'America/New_York') + INTERVAL '7 hours', TIMESTAMP '2000-01-01') - INTERVAL '7 hours') AT TIME ZONE 'America/New_York')`
+    : `(((date_bin(INTERVAL '${width}', (ts AT TIME ZONE 'America/New_York') + INTERVAL '7 hours', TIMESTAMP '2000-01-01') - INTERVAL '8 hours') AT TIME ZONE 'America/New_York') + INTERVAL '1 hour')`
 }
 
 interface BarRow {

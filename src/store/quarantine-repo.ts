@@ -41,6 +41,22 @@ export class QuarantineRepo extends Effect.Service<QuarantineRepo>()("Store/Quar
             )
             .pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
+    /** Bars once quarantined as `price_spike` that later bars confirmed: out of the quarantine (the caller stores them). */
+    const releaseSpikes = (symbol: string, timeframe: Timeframe, ts: ReadonlyArray<number>) =>
+      ts.length === 0
+        ? Effect.succeed(0)
+        : sql
+            .unsafe<{ n: number }>(
+              `WITH released AS (
+                 DELETE FROM rejected_candles
+                 WHERE symbol = $1 AND timeframe = $2 AND rule = 'price_spike'
+                   AND ts IN (SELECT TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond' FROM unnest($3::float8[]) AS t)
+                 RETURNING 1
+               ) SELECT count(*)::int AS n FROM released`,
+              [symbol, timeframe, ts]
+            )
+            .pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+
     const countByRule = (symbol: string, timeframe: Timeframe) =>
       sql<{ rule: string; n: number }>`SELECT rule, count(*)::int AS n FROM rejected_candles
         WHERE symbol = ${symbol} AND timeframe = ${timeframe} GROUP BY rule ORDER BY rule`
@@ -49,6 +65,6 @@ export class QuarantineRepo extends Effect.Service<QuarantineRepo>()("Store/Quar
     const countsByRule = sql<{ symbol: string; timeframe: Timeframe; rule: string; n: number }>`
       SELECT symbol, timeframe, rule, count(*)::int AS n FROM rejected_candles GROUP BY symbol, timeframe, rule ORDER BY 1, 2, 3`
 
-    return { quarantine, countByRule, countsByRule } as const
+    return { quarantine, releaseSpikes, countByRule, countsByRule } as const
   })
 }) {}

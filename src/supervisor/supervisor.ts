@@ -56,7 +56,7 @@ const verifyRecentDays = Effect.gen(function* () {
 })
 
 /** The daily gap scan: detect over each stream's whole history, then ask the vendor again for the open gaps. */
-const gapScan = Effect.flatMap(Gaps, (gaps) =>
+export const gapScan = Effect.flatMap(Gaps, (gaps) =>
   forEachStream(
     "gap-scan",
     (stream) => Effect.zip(gaps.detect(stream), gaps.fill(stream)),

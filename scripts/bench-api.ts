@@ -20,6 +20,7 @@ import type { Candle, CandlePage } from "../src/domain/candle.ts"
 import { makeApp } from "../src/http/app.ts"
 import { runEffectWith } from "../src/http/run-effect.ts"
 import { version } from "../src/http/server.ts"
+import { Rollups } from "../src/store/rollups.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { ClusterLive } from "../src/supervisor/cluster.ts"
 import { Jobs } from "../src/supervisor/jobs.ts"
@@ -224,7 +225,7 @@ const program = Effect.gen(function* () {
   yield* progress(`seeding ${bars.toLocaleString("en")} ${symbol} M1 bars (${years} year${years === 1 ? "" : "s"} of forex sessions)`)
   const seeded = yield* run(timedUpserts(pages))
   const refreshStarted = performance.now()
-  yield* run(CandleStore.use((store) => store.refreshAggregates(symbol, { from, to })))
+  yield* run(Rollups.use((rollups) => rollups.pay))
   const refreshSeconds = (performance.now() - refreshStarted) / 1000
   yield* run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`VACUUM ANALYZE`))
 

@@ -11,16 +11,20 @@
 import { PgClient } from "@effect/sql-pg"
 import { BunRuntime } from "@effect/platform-bun"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { Effect, Layer, Logger, LogLevel, Option, Redacted, Schema } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AppConfig } from "../src/config.ts"
+import { AppConfig, DatabaseFlavourSetting } from "../src/config.ts"
 import type { CandlePage } from "../src/domain/candle.ts"
+import { Rollups } from "../src/store/rollups.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
-import { DatabaseLive, redactUrl } from "../src/store/database.ts"
+import { DatabaseInfo, DatabaseLive, redactUrl } from "../src/store/database.ts"
 import { benchDatabase } from "./bench-database.ts"
 import { csvColumns, generateStreams, timedUpserts, toPages, writeCsv, type BenchStream } from "./bench-data.ts"
+
+/** The server flavour to bench (DATABASE_FLAVOUR=timescale|plain); auto picks TimescaleDB where the server preloads it. */
+const benchFlavour = Schema.decodeUnknownSync(DatabaseFlavourSetting)(process.env.DATABASE_FLAVOUR ?? "auto")
 
 const option = (flag: string, env: string, fallback: string): string => {
   const at = process.argv.indexOf(flag)
@@ -47,39 +51,33 @@ interface Measurement {
 
 const rate = (m: Measurement | null): number | null => (m ? Math.round(m.rows / m.seconds) : null)
 
-/** The window one stream covers, end exclusive. */
-const streamWindow = (stream: BenchStream) => ({
-  from: stream.candles[0]?.ts ?? 0,
-  to: (stream.candles.at(-1)?.ts ?? 0) + 60_000
-})
-
-/** Upserts every page in order (timed), then refreshes the rollups over everything (timed apart). */
-const ingest = (target: string, streams: ReadonlyArray<BenchStream>, pages: ReadonlyArray<CandlePage>) =>
+/** Upserts every page in order (timed), then pays the rollups they made owed (timed apart). */
+const ingest = (target: string, pages: ReadonlyArray<CandlePage>) =>
   Effect.gen(function* () {
-    const store = yield* CandleStore
+    const rollups = yield* Rollups
     yield* progress(`${target}: upserting ${rows.toLocaleString("en")} bars in ${pages.length} pages of ≤ ${pageSize.toLocaleString("en")}`)
     const { stored, seconds } = yield* timedUpserts(pages)
     if (stored !== rows) yield* progress(`${target}: WARNING stored ${stored} bars, expected ${rows}`)
 
     yield* progress(`${target}: refreshing the rollups`)
     const refreshStart = performance.now()
-    for (const stream of streams) yield* store.refreshAggregates(stream.symbol, streamWindow(stream))
+    yield* rollups.pay
     const refreshSeconds = (performance.now() - refreshStart) / 1000
     return {
       upsert: { target: `${target} upsertPage`, rows, seconds } satisfies Measurement,
-      refresh: { target: `${target} refreshAggregates`, rows, seconds: refreshSeconds } satisfies Measurement
+      refresh: { target: `${target} Rollups.pay`, rows, seconds: refreshSeconds } satisfies Measurement
     }
   })
 
 const storeOn = (config: Layer.Layer<AppConfig>) =>
-  CandleStore.Default.pipe(Layer.provideMerge(DatabaseLive), Layer.provide(config))
+  Layer.merge(CandleStore.Default, Rollups.Default).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(config))
 
-const embedded = (streams: ReadonlyArray<BenchStream>, pages: ReadonlyArray<CandlePage>) =>
+const embedded = (pages: ReadonlyArray<CandlePage>) =>
   Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), "candlekeep-bench-"))),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   ).pipe(
-    Effect.flatMap((dataDir) => ingest("embedded", streams, pages).pipe(Effect.provide(storeOn(AppConfig.make({ dataDir }))))),
+    Effect.flatMap((dataDir) => ingest("embedded", pages).pipe(Effect.provide(storeOn(AppConfig.make({ dataDir }))))),
     Effect.scoped
   )
 
@@ -90,10 +88,12 @@ const ownDatabase = (adminUrl: string) => benchDatabase(adminUrl, `candlekeep_be
 const checkpoint = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CHECKPOINT`).pipe(Effect.ignore)
 
 /** `psql \copy` of the same bars into `candles_copy (LIKE candles INCLUDING ALL)`; times the psql process. */
-const copyBaseline = (url: string, streams: ReadonlyArray<BenchStream>) =>
+const copyBaseline = (url: string, streams: ReadonlyArray<BenchStream>, flavour: "timescale" | "plain") =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE candles_copy (LIKE candles INCLUDING ALL)`
+    // On TimescaleDB the baseline goes into a hypertable chunked like candles: the same work minus candlekeep.
+    if (flavour === "timescale") yield* sql`SELECT create_hypertable('candles_copy', by_range('ts', INTERVAL '7 days'))`
     const dir = yield* Effect.acquireRelease(
       Effect.sync(() => mkdtempSync(join(tmpdir(), "candlekeep-bench-csv-"))),
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
@@ -134,12 +134,13 @@ const server = (streams: ReadonlyArray<BenchStream>, pages: ReadonlyArray<Candle
   Effect.gen(function* () {
     const url = yield* ownDatabase(serverUrl)
     yield* progress(`server: bench database ${redactUrl(Redacted.make(url))}`)
-    const store = storeOn(AppConfig.make({ databaseUrl: Option.some(Redacted.make(url)) }))
-    const upserted = yield* Effect.zipRight(checkpoint, ingest("server", streams, pages)).pipe(Effect.provide(store))
-    const copy = yield* copyBaseline(url, streams).pipe(
+    const store = storeOn(AppConfig.make({ databaseUrl: Option.some(Redacted.make(url)), databaseFlavour: benchFlavour }))
+    const upserted = yield* Effect.zipRight(checkpoint, ingest("server", pages)).pipe(Effect.provide(store))
+    const flavour = yield* Effect.provide(DatabaseInfo, store).pipe(Effect.map((info) => info.flavour))
+    const copy = yield* copyBaseline(url, streams, flavour).pipe(
       Effect.provide(PgClient.layer({ url: Redacted.make(url), applicationName: "candlekeep-bench" }))
     )
-    return { ...upserted, copy }
+    return { ...upserted, copy, flavour }
   }).pipe(Effect.scoped)
 
 const describeCause = (cause: unknown): string =>
@@ -173,7 +174,7 @@ const program = Effect.gen(function* () {
   const streams = generateStreams(rows)
   const pages = toPages(streams, pageSize)
 
-  const local = yield* embedded(streams, pages)
+  const local = yield* embedded(pages)
   const remote = (yield* serverReachable) ? yield* server(streams, pages) : null
 
   const upserts = [local.upsert, remote?.upsert, remote?.copy].filter((m): m is Measurement => m != null)
@@ -191,6 +192,7 @@ const program = Effect.gen(function* () {
         rows,
         embedded_rows_per_s: rate(local.upsert),
         server_rows_per_s: serverRate,
+        server_flavour: remote?.flavour ?? null,
         copy_rows_per_s: copyRate,
         server_vs_copy: serverRate !== null && copyRate !== null ? Math.round((serverRate / copyRate) * 100) / 100 : null
       })

@@ -6,6 +6,7 @@ import { BrokerFetchFailed, BrokerOff, UnknownBrokerStream } from "../pipeline/b
 import { NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
 import { StreamRequestFailed } from "../supervisor/stream-loop.ts"
+import { describeError } from "../store/database-error.ts"
 
 /** Something the client sent that cannot be used: which field, and what is wrong with it. */
 export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly field: string; readonly message: string }> {}
@@ -57,7 +58,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     }
     if (error instanceof PlanLacksAsset) return { status: 502, body: { error: "vendor_refused", message: error.message }, log: false }
     if (error instanceof StreamFetchFailed) return { status: 502, body: { error: "vendor_failed", message: error.message }, log: true }
-    if (error instanceof SqlError) return { status: 503, body: { error: "database_unavailable", message: "the database did not answer; try again", request_id: requestId }, log: true }
+    if (error instanceof SqlError) return { status: 503, body: { error: "database_unavailable", message: describeError(error), request_id: requestId }, log: true }
   }
   return { status: 500, body: { error: "internal", request_id: requestId, message: "unexpected error; it has been logged with this request id" }, log: true }
 }

@@ -7,6 +7,7 @@ import { MetaApiClient } from "../sources/metaapi/client.ts"
 import type { MetaApiError } from "../sources/metaapi/errors.ts"
 import { BrokerRepo, type BrokerQuote, type BrokerState, type ComparisonStatus, type StoredComparison } from "../store/broker-repo.ts"
 import { CandleStore } from "../store/candle-store.ts"
+import { describeError } from "../store/database-error.ts"
 
 const minute = 60_000
 
@@ -329,7 +330,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
           meanDiffPips: compared?.diffPips?.mean ?? null,
           maxAbsDiffPips: compared?.diffPips?.maxAbs ?? null,
           stdDiffPips: compared?.diffPips?.std ?? null,
-          error: Either.isLeft(outcome) ? outcome.left.message : null
+          error: Either.isLeft(outcome) ? describeError(outcome.left) : null
         })
         return entryOf(stored)
       }).pipe(Effect.withSpan("Broker.compareAndRecord", { attributes: { account: input.account, symbol: input.symbol } }))

@@ -5,6 +5,7 @@ import { isTransient } from "../sources/metaapi/errors.ts"
 import { BrokerRepo, type BrokerStatus } from "../store/broker-repo.ts"
 import { StreamEvents } from "./events.ts"
 import { restartDelay } from "./stream-loop.ts"
+import { describeError } from "../store/database-error.ts"
 
 /** `ACCOUNT:SYMBOL`: how events and logs name a broker stream. */
 export const brokerStreamName = (stream: { readonly account: string; readonly symbol: string }): string => `${stream.account}:${stream.symbol}`
@@ -57,7 +58,7 @@ export const runBrokerLoop = (stream: BrokerStream, owner: string) =>
         const failure = Cause.failureOption(cause)
         const error = Option.match(failure, {
           onNone: () => Cause.pretty(cause).split("\n")[0] ?? "defect",
-          onSome: (e) => (e instanceof Error ? e.message : String(e))
+          onSome: describeError
         })
         return Effect.succeed({ _tag: Option.exists(failure, isPermanent) ? "permanent" : "transient", error })
       })
@@ -119,7 +120,7 @@ export const compareAllBrokerStreams = Effect.gen(function* () {
     const name = brokerStreamName(stream)
     const outcome = yield* Effect.either(broker.compareAndRecord(stream))
     if (outcome._tag === "Left") {
-      yield* Effect.logError(`broker-compare ${name}: could not run or store the comparison: ${outcome.left.message}`)
+      yield* Effect.logError(`broker-compare ${name}: could not run or store the comparison: ${describeError(outcome.left)}`)
       continue
     }
     const entry = outcome.right

@@ -9,6 +9,7 @@ import { Rollups, type VerifyRequest } from "../store/rollups.ts"
 import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntity, streamEntityId } from "./stream-entity.ts"
+import { describeError } from "../store/database-error.ts"
 
 /** A sync asked for a symbol × timeframe the supervisor does not keep (not in STREAMS). */
 export class NotAStream extends Data.TaggedError("NotAStream")<{ readonly stream: string; readonly streams: ReadonlyArray<string> }> {
@@ -60,9 +61,9 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
             id,
             outcome._tag === "Right"
               ? { status: "succeeded", result: outcome.right, error: null }
-              : { status: "failed", result: null, error: outcome.left.message }
+              : { status: "failed", result: null, error: describeError(outcome.left) }
           )
-          yield* events.publish({ type: "job", job: `${kind} ${id}`, at: yield* Clock.currentTimeMillis, detail: `${name}: ${outcome._tag === "Right" ? "succeeded" : `failed: ${outcome.left.message}`}` })
+          yield* events.publish({ type: "job", job: `${kind} ${id}`, at: yield* Clock.currentTimeMillis, detail: `${name}: ${outcome._tag === "Right" ? "succeeded" : `failed: ${describeError(outcome.left)}`}` })
         }).pipe(
           Effect.scoped,
           // Stopped with the instance: say so, rather than leave the job `running` for ever.

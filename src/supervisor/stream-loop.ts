@@ -5,6 +5,7 @@ import { Backfill, PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol, type 
 import { isTransient } from "../sources/massive/errors.ts"
 import { SyncRepo, type StreamStatus } from "../store/sync-repo.ts"
 import { StreamEvents } from "./events.ts"
+import { describeError } from "../store/database-error.ts"
 
 /** Why a request to a stream was not carried out. */
 export class StreamRequestFailed extends Data.TaggedError("StreamRequestFailed")<{ readonly stream: string; readonly message: string }> {}
@@ -94,7 +95,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
           const failure = Cause.failureOption(cause)
           const error = Option.match(failure, {
             onNone: () => Cause.pretty(cause).split("\n")[0] ?? "defect",
-            onSome: (e) => (e instanceof Error ? e.message : String(e))
+            onSome: describeError
           })
           const permanent = Option.match(failure, {
             onNone: () => false,

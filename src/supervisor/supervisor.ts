@@ -10,6 +10,7 @@ import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntityLive, streamEntityId } from "./stream-entity.ts"
 import { runStreamLoop } from "./stream-loop.ts"
+import { describeError } from "../store/database-error.ts"
 
 /** A loop handles its own failures; this catches what should never happen, so a defect restarts it, never kills it. */
 const keepRunning = <E, R>(name: string, loop: (owner: string) => Effect.Effect<unknown, E, R>) =>
@@ -41,7 +42,7 @@ const forEachStream = <A, E, R>(job: string, run: (stream: StreamKey) => Effect.
     }
   })
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+const errorText = describeError
 
 /** Re-verification: the last VERIFY_DAYS of every stream asked again and upserted; counts bars that changed. */
 const verifyRecentDays = Effect.gen(function* () {

@@ -172,7 +172,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     return vendorError(429, rateLimitBody, options.rateLimit.sendRetryAfter ? { "retry-after": String(wait) } : {})
   }
 
-  const aggregates = (url: URL, fault: MassiveFault | null): Response => {
+  const aggregates = (url: URL, fault: MassiveFault | null, now: number): Response => {
     const match = /^\/v2\/aggs\/ticker\/([^/]+)\/range\/([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname)
     if (match === null) return json(404, { status: "NOT_FOUND", request_id: requestId(), message: "Not Found" })
     const [, rawTicker = "", multiplierText = "", timespan = "", fromText = "", toText = ""] = match
@@ -186,7 +186,6 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     if (from === null) return vendorError(400, "Could not parse the time parameter: 'from'. Use YYYY-MM-DD or Unix MS Timestamps")
     const to = parseTime(toText, true)
     if (to === null) return vendorError(400, "Could not parse the time parameter: 'to'. Use YYYY-MM-DD or Unix MS Timestamps")
-    const now = (options.now ?? Date.now)()
     const refusesHistory = options.historyDays !== undefined && from < now - (now % day) - options.historyDays * day
     if (notEntitled.has(ticker) || refusesHistory) {
       return json(403, {
@@ -240,7 +239,9 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     if (fault === "429") return vendorError(429, rateLimitBody)
     if (fault === "429-retry-after") return vendorError(429, rateLimitBody, { "retry-after": String(options.retryAfterSeconds ?? 1) })
     if (!authorized(request, url)) return vendorError(401, "Unknown API Key")
-    return rateLimited((options.now ?? Date.now)()) ?? aggregates(url, fault)
+    // The vendor's clock is read once per request: a TestClock-driven test counts one arrival per request.
+    const now = (options.now ?? Date.now)()
+    return rateLimited(now) ?? aggregates(url, fault, now)
   }
 
   const server = Bun.serve({

@@ -105,8 +105,6 @@ const yearMillis = 365.25 * 24 * 3_600_000
 export const historyStart = (config: AppConfigShape, now: number): number =>
   Option.getOrElse(config.backfillFrom, () => floorTo(now - massiveHistoryYears(config.massive) * yearMillis, "D1"))
 
-const dayMillis = 24 * 3_600_000
-
 /** A refused window: the vendor's 403 NOT_AUTHORIZED. */
 const isRefusal = (error: unknown): error is StreamFetchFailed => error instanceof StreamFetchFailed && error.cause._tag === "NotEntitled"
 
@@ -252,7 +250,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
             let lo = floorTo(refused.from, "D1")
             let hi = newest
             for (;;) {
-              const mid = Math.max(lo + dayMillis, floorTo(lo + (hi - lo) / 2, "D1"))
+              const mid = Math.max(lo + timeframeMillis.D1, floorTo(lo + (hi - lo) / 2, "D1"))
               if (mid >= hi) break
               if (yield* answers(mid)) hi = mid
               else lo = mid

@@ -150,8 +150,9 @@ export class Rollups extends Effect.Service<Rollups>()("Store/Rollups", {
           [owed.map((row) => row.symbol), owed.map((row) => row.hour), owed.map((row) => row.seq)]
         )
         return { hours: owed.length, ranges: ranges.length } satisfies PayReport
-      })
-    ).pipe(Effect.withSpan("Rollups.pay"))
+        // The span measures the payment itself, not the wait for the payer's lock.
+      }).pipe(Effect.withSpan("Rollups.pay"))
+    )
 
     /** How many hours are owed (for status and tests). */
     const owed = Effect.map(sql<{ n: number }>`SELECT count(*)::int AS n FROM rollups_owed`, ([row]) => row?.n ?? 0)

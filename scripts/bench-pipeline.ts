@@ -3,7 +3,7 @@
  * validation, the page transaction and the rollup refresh — into a fresh PostgreSQL database, against
  * `CandleStore.upsertPage` alone on the same bars; and the pipeline's peak RSS at two sizes.
  *
- *   bun scripts/bench-pipeline.ts [--bars N] [--server-url URL] [--sequential]
+ *   bun scripts/bench-pipeline.ts [--bars N] [--server-url URL] [--concurrent]
  *   (or BENCH_BARS, BENCH_SERVER_URL)
  *
  * The fake runs in a child process (scripts/fake-massive-server.ts), so the RSS sampled here is the
@@ -36,7 +36,7 @@ const option = (flag: string, env: string, fallback: string): string => {
   return (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env] ?? fallback
 }
 const bars = Number(option("--bars", "BENCH_BARS", "1000000"))
-const sequential = process.argv.includes("--sequential")
+const sequential = !process.argv.includes("--concurrent")
 if (!Number.isInteger(bars) || bars <= 0) throw new Error(`--bars expects a positive integer, got ${option("--bars", "BENCH_BARS", "")}`)
 const serverUrl = option("--server-url", "BENCH_SERVER_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 /** The second, smaller run: it shows whether peak memory follows the number of bars. */
@@ -196,9 +196,9 @@ interface PipelineRun {
 }
 
 /**
- * Every stream backfilled at once, as the service does (one loop per stream; the vendor client caps requests in
- * flight); each run pays the rollups it owes before it returns. The clock runs over the runs only.
- * `--sequential` runs them one after another instead, as a user typing one `backfill` after another would.
+ * Every stream backfilled one after another, as `backfill` commands typed in turn would; with `--concurrent` all at
+ * once, as the supervisor's loops do (the vendor client caps requests in flight). Each run pays the rollups it owes
+ * before it returns. The clock runs over the runs only.
  */
 const backfillAll = (streams: ReadonlyArray<FakeStream>) =>
   Effect.gen(function* () {

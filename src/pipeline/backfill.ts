@@ -128,7 +128,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
     }
 
     const run = (request: RunRequest) =>
-      Effect.gen(function* () {
+      ingest.payingRollups((payAsWeGo) => Effect.gen(function* () {
         const { symbol, timeframe } = request
         const spec = yield* specFor(symbol)
         const now = yield* Clock.currentTimeMillis
@@ -149,7 +149,6 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
         const totals = { fetched: 0, stored: 0, unchanged: 0, changed: 0, rejected: 0, pages: 0, requests: 0, retries: 0 }
         const report = (upToDate: boolean): RunReport => ({ symbol, timeframe, from: start, to: end, upToDate, ...totals })
         if (start >= end) return report(true)
-        const payAsWeGo = yield* ingest.rollupPacer
 
         const fetchPage = (window: { from: number; to: number }, pageRequest: MassivePageRequest) =>
           client.fetchPageWithRetry(pageRequest).pipe(
@@ -277,7 +276,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
           yield* syncRepo.recordDelay(symbol, timeframe, delay)
         }
         return report(false)
-      }).pipe(ingest.thenPayRollups, Effect.annotateLogs({ stream: `${request.symbol}:${request.timeframe}` }), Effect.withSpan("Backfill.run"))
+      })).pipe(Effect.annotateLogs({ stream: `${request.symbol}:${request.timeframe}` }), Effect.withSpan("Backfill.run"))
 
     /** One incremental pass: from the watermark to the last closed bar; a no-op (no request) when up to date. */
     const sync = (request: Omit<RunRequest, "purpose" | "to">) => run({ ...request, purpose: "sync" })

@@ -37,10 +37,9 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
     const backfill = yield* Backfill
 
     const run = (request: ImportRequest) =>
-      Effect.gen(function* () {
+      ingest.payingRollups((payAsWeGo) => Effect.gen(function* () {
         const spec = yield* backfill.specFor(request.symbol)
         const totals = { stored: 0, unchanged: 0, rejected: 0, pages: 0 }
-        const payAsWeGo = yield* ingest.rollupPacer
         let summary: CsvSummary = { lines: 0, bars: 0, droppedFlatBars: 0, blankLines: 0, badLines: 0, firstErrors: [] }
         const pages = Stream.fromAsyncIterable(
           csvPages(csvFileLines(request.file), {
@@ -76,7 +75,7 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
           })
         )
         return { ...summary, ...totals } satisfies ImportReport
-      }).pipe(ingest.thenPayRollups, Effect.withSpan("Importer.run"))
+      })).pipe(Effect.withSpan("Importer.run"))
 
     return { run } as const
   })

@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Effect, Metric, Ref } from "effect"
+import { Cause, Clock, Effect, Fiber, Metric, Option, Ref } from "effect"
 import { barsRejected, barsStored } from "../metrics.ts"
 import type { Candle, CandleSource } from "../domain/candle.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
@@ -36,8 +36,8 @@ export interface PageReport {
   readonly digitsTooLow: number
 }
 
-/** How often a long run pays the rollups it owes, so readers of H1 do not wait for its end. */
-const payEveryMillis = 30_000
+/** How often a long run starts paying the rollups it owes, so readers of H1 do not wait for its end. */
+const payEveryMillis = 5_000
 
 /** How many stored bars the outlier rule looks back on when a stream (re)starts. */
 const spikeHistory = 50
@@ -162,29 +162,32 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
       )
 
     /**
-     * For a run that writes many pages: an effect to call after each page, paying the owed rollups when
-     * `payEveryMillis` have passed since the last payment. The run pays the rest (`rollups.pay`) before it returns.
+     * Runs a writer of many pages and pays the rollups it owes. `payAsWeGo`, called after each page, starts a
+     * payment in the background when `payEveryMillis` have passed since the last one began (never two at once), so
+     * PostgreSQL rebuilds rollups while the next pages are fetched and written. The run returns once the last
+     * payment is done, whether it succeeded or failed part-way: a command that wrote bars returns once their
+     * rollups are right. Interrupted (a stop), it leaves them owed to the next payer.
      */
-    const rollupPacer = Effect.gen(function* () {
-      const lastPaid = yield* Ref.make(yield* Clock.currentTimeMillis)
-      return Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        if (now - (yield* Ref.get(lastPaid)) < payEveryMillis) return
-        yield* rollups.pay
-        yield* Ref.set(lastPaid, now)
-      })
-    })
+    const payingRollups = <A, E, R>(run: (payAsWeGo: Effect.Effect<void>) => Effect.Effect<A, E, R>) =>
+      Effect.gen(function* () {
+        const scope = yield* Effect.scope
+        const lastStarted = yield* Ref.make(yield* Clock.currentTimeMillis)
+        const inFlight = yield* Ref.make<Option.Option<Fiber.RuntimeFiber<void>>>(Option.none())
+        const payAsWeGo = Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          if (now - (yield* Ref.get(lastStarted)) < payEveryMillis) return
+          if (Option.exists(yield* Ref.get(inFlight), (fiber) => fiber.unsafePoll() === null)) return
+          yield* Ref.set(lastStarted, now)
+          // A failed payment leaves its debts owed: the next one (at the latest the run's last) pays them.
+          yield* Ref.set(inFlight, Option.some(yield* Effect.forkIn(Effect.ignoreLogged(rollups.pay), scope)))
+        })
+        const settle = Effect.flatMap(Ref.get(inFlight), Option.match({ onNone: () => Effect.void, onSome: Fiber.join }))
+        return yield* run(payAsWeGo).pipe(
+          Effect.onError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(settle, Effect.ignoreLogged(rollups.pay)))),
+          Effect.tap(() => Effect.zipRight(settle, rollups.pay))
+        )
+      }).pipe(Effect.scoped)
 
-    /**
-     * Runs a writer and then pays the rollups it owes, whether it succeeded or failed part-way: a command that
-     * wrote bars returns once their rollups are right. Interrupted (a stop), it leaves them owed to the next payer.
-     */
-    const thenPayRollups = <A, E, R>(run: Effect.Effect<A, E, R>) =>
-      run.pipe(
-        Effect.onError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.ignoreLogged(rollups.pay))),
-        Effect.tap(() => rollups.pay)
-      )
-
-    return { writePage, recordFailedFetch, rollupPacer, thenPayRollups } as const
+    return { writePage, recordFailedFetch, payingRollups } as const
   })
 }) {}

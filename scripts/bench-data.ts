@@ -50,15 +50,16 @@ const seeded = (seed: number) => {
  * quoted at the symbol's digits (USDJPY 103.212, BTCUSD 23400.17). Rounding is monotonic, so high and low still
  * enclose open and close, and no move comes near the spike rule's limit.
  */
-export const generateStreams = (bars: number, seed = 20210104): ReadonlyArray<BenchStream> => {
+export const generateStreams = (bars: number, seed = 20210104, symbols: number = instruments.length): ReadonlyArray<BenchStream> => {
   const random = seeded(seed)
   const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-  return instruments.map((instrument, index) => {
+  const chosen = instruments.slice(0, symbols)
+  return chosen.map((instrument, index) => {
     const spec = defaultSymbols.find((s) => s.symbol === instrument.symbol)
     if (spec === undefined) throw new Error(`bench symbol ${instrument.symbol} is not among the default symbols`)
     const scale = 10 ** spec.digits
     const quote = (price: number) => Math.round(price * scale) / scale
-    const count = Math.floor(bars / instruments.length) + (index < bars % instruments.length ? 1 : 0)
+    const count = Math.floor(bars / chosen.length) + (index < bars % chosen.length ? 1 : 0)
     const candles: Array<Candle> = new Array(count)
     let price: number = instrument.price
     for (let i = 0; i < count; i++) {

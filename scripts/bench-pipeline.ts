@@ -3,7 +3,7 @@
  * validation, the page transaction and the rollup refresh — into a fresh PostgreSQL database, against
  * `CandleStore.upsertPage` alone on the same bars; and the pipeline's peak RSS at two sizes.
  *
- *   bun scripts/bench-pipeline.ts [--bars N] [--server-url URL] [--concurrent]
+ *   bun scripts/bench-pipeline.ts [--bars N] [--server-url URL] [--concurrent] [--symbols 1-5]
  *   (or BENCH_BARS, BENCH_SERVER_URL)
  *
  * The fake runs in a child process (scripts/fake-massive-server.ts), so the RSS sampled here is the
@@ -37,6 +37,9 @@ const option = (flag: string, env: string, fallback: string): string => {
 }
 const bars = Number(option("--bars", "BENCH_BARS", "1000000"))
 const sequential = !process.argv.includes("--concurrent")
+/** How many symbols share the bars (1 to 5): one symbol is one `backfill` of all of them. */
+const symbols = Number(option("--symbols", "BENCH_SYMBOLS", "5"))
+if (!Number.isInteger(symbols) || symbols < 1 || symbols > 5) throw new Error(`--symbols expects 1 to 5, got ${option("--symbols", "BENCH_SYMBOLS", "")}`)
 if (!Number.isInteger(bars) || bars <= 0) throw new Error(`--bars expects a positive integer, got ${option("--bars", "BENCH_BARS", "")}`)
 const serverUrl = option("--server-url", "BENCH_SERVER_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 /** The second, smaller run: it shows whether peak memory follows the number of bars. */
@@ -88,7 +91,7 @@ const fakeServer = (barCount: number) =>
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         Bun.spawn(
-          [process.execPath, join(import.meta.dir, "fake-massive-server.ts"), "--bars", String(barCount), "--api-key", apiKey, "--page-size", String(pageSize)],
+          [process.execPath, join(import.meta.dir, "fake-massive-server.ts"), "--bars", String(barCount), "--api-key", apiKey, "--page-size", String(pageSize), "--symbols", String(symbols)],
           { stdin: "pipe", stdout: "pipe", stderr: "inherit" }
         )
       ),
@@ -303,7 +306,7 @@ const rawUpsert = (barCount: number) =>
   Effect.gen(function* () {
     const url = yield* ownDatabase("_raw")
     const runtime = yield* appRuntime(url, "http://127.0.0.1:9")
-    const pages = generateStreams(barCount).flatMap((stream) => {
+    const pages = generateStreams(barCount, undefined, symbols).flatMap((stream) => {
       const cut: Array<CandlePage> = []
       for (let at = 0; at < stream.candles.length; at += pageSize) {
         cut.push({ symbol: stream.symbol, timeframe: "M1", source: "massive", candles: stream.candles.slice(at, at + pageSize) })
@@ -435,6 +438,7 @@ const program = Effect.gen(function* () {
     JSON.stringify({
       bench: "pipeline",
       bars,
+      symbols,
       streams: sequential ? "sequential" : "concurrent",
       bars_per_s: pipelineRate,
       raw_upsert_rows_per_s: rawRate,

@@ -25,7 +25,7 @@ const positiveInt = (name: string, fallback?: number): number => {
 const serve = async () => {
   const apiKey = flag("--api-key")
   if (apiKey === undefined) throw new Error("--api-key is required")
-  const streams = generateStreams(positiveInt("--bars"), flag("--seed") === undefined ? undefined : positiveInt("--seed"))
+  const streams = generateStreams(positiveInt("--bars"), flag("--seed") === undefined ? undefined : positiveInt("--seed"), positiveInt("--symbols", 5))
   const fake = startMassiveFake({
     bars: new Map(streams.map((stream) => [stream.ticker, stream.candles])),
     apiKeys: [apiKey],

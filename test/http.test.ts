@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { isOpen } from "../src/domain/calendar.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
-import { ManagedRuntime, Option } from "effect"
+import { Effect, ManagedRuntime, Option } from "effect"
+import { SqlClient } from "@effect/sql"
+import { DatabaseInfo } from "../src/store/database.ts"
 import { JobRepo } from "../src/store/job-repo.ts"
 import { databaseKinds, storeLayer } from "./support/databases.ts"
 import { brokerAccount, brokerMissing, brokerOffset, iso, post, seedFrom, seedHoles, seedTo, startApi, type ApiHarness } from "./support/http.ts"
@@ -254,6 +256,42 @@ describe.each(databaseKinds)("the HTTP API on the %s database", (kind) => {
     ])
     const badRange = await api.request("/api/data/gaps/detect", post({ ...range, from: range.to, to: range.from }))
     expect(badRange.status).toBe(400)
+  }, 60_000)
+
+  test("verify is a job: it finds an H1 bucket that differs from the seeded bars and rebuilds it; a bad body is a 400 or 404 naming the field", async () => {
+    const hour = 60 * minute
+    const damaged = Date.parse("2021-01-05T10:00:00Z")
+    // Damage one H1 bucket where its rows live (the materialization hypertable on TimescaleDB).
+    await api.runtime.runPromise(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const info = yield* DatabaseInfo
+        const [target] =
+          info.flavour === "timescale"
+            ? yield* sql<{ name: string }>`SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name) AS name
+                FROM timescaledb_information.continuous_aggregates WHERE view_name = 'candles_h1'`
+            : [{ name: "candles_h1" }]
+        yield* sql.unsafe(`UPDATE ${target!.name} SET close = close + 1 WHERE symbol = 'EURUSD' AND ts = $1`, [new Date(damaged)])
+      })
+    )
+    const events = await api.request("/api/data/events")
+    const accepted = await api.request("/api/data/verify", post({ symbol: "eurusd", timeframe: "h1", from: iso(damaged - 3 * hour), to: iso(damaged + 3 * hour) }))
+    expect(accepted.status).toBe(202)
+    const { job } = await json(accepted)
+    await readEvents(events, (list) => list.some((e) => e.event === "job" && e.data.job.endsWith(job.id)), 30_000)
+    const done = await json(await api.request(job.url))
+    expect(done).toMatchObject({ kind: "verify", status: "succeeded" })
+    expect(done.result).toEqual([{ timeframe: "H1", buckets: 6, missing: 0, extra: 0, differing: 1, rebuilt: 1 }])
+    const h1 = await api.runtime.runPromise(CandleStore.use((s) => s.range({ symbol: "EURUSD", timeframe: "H1", from: damaged, to: damaged + hour, limit: 1 })))
+    const bars = api.bars.filter((b) => b.ts >= damaged && b.ts < damaged + hour)
+    expect(h1[0]!.close).toBe(bars.at(-1)!.close)
+
+    const notRollup = await api.request("/api/data/verify", post({ symbol: "EURUSD", timeframe: "D1" }))
+    expect(notRollup.status).toBe(404)
+    expect(await json(notRollup)).toMatchObject({ error: "not_found", field: "timeframe", valid: ["M5", "M15", "M30", "H1"] })
+    const backwards = await api.request("/api/data/verify", post({ symbol: "EURUSD", from: iso(damaged), to: iso(damaged - hour) }))
+    expect(backwards.status).toBe(400)
+    expect(await json(backwards)).toMatchObject({ error: "bad_request", field: "from" })
   }, 60_000)
 
   test("metrics expose HTTP, vendor and stream figures in Prometheus text", async () => {

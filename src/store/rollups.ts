@@ -110,13 +110,16 @@ export class Rollups extends Effect.Service<Rollups>()("Store/Rollups", {
       )
 
     /**
-     * Refreshes a continuous aggregate over [from, to) in one pass: a manual refresh otherwise works in batches
-     * of 10 buckets (TimescaleDB ≥ 2.2x), which made four months of sparse M5 take 13 s instead of 12 ms.
-     * `force` recomputes buckets TimescaleDB believes are current (verify).
+     * Rebuilds a continuous aggregate over [from, to), in one pass: a manual refresh otherwise works in batches of
+     * 10 buckets (TimescaleDB ≥ 2.2x), which made four months of sparse M5 take 13 s instead of 12 ms. Forced, so
+     * every bucket of the window is recomputed whatever TimescaleDB's invalidation log says: the log misses rows a
+     * transaction wrote above the invalidation threshold while a concurrent refresh moved it (thirty concurrent
+     * writers and payers left an H1 bucket at 50 of 60 bars for good), and verify must rebuild what it found wrong.
+     * The debts say which hours to rebuild.
      */
-    const refreshTimescale = (level: RollupLevel, from: number, to: number, force = false) =>
+    const refreshTimescale = (level: RollupLevel, from: number, to: number) =>
       exec(
-        `CALL refresh_continuous_aggregate('${level.table}', $1::timestamptz, $2::timestamptz, force => ${force}, options => '{"buckets_per_batch": 0}'::jsonb)`,
+        `CALL refresh_continuous_aggregate('${level.table}', $1::timestamptz, $2::timestamptz, force => true, options => '{"buckets_per_batch": 0}'::jsonb)`,
         [new Date(from), new Date(to)]
       )
 
@@ -207,7 +210,7 @@ export class Rollups extends Effect.Service<Rollups>()("Store/Rollups", {
               rollupLevels,
               (level) =>
                 info.flavour === "timescale"
-                  ? refreshTimescale(level, start, end, true)
+                  ? refreshTimescale(level, start, end)
                   : rebuildPlain(level, { symbol: request.symbol, from: start, to: end }),
               { discard: true }
             )

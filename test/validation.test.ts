@@ -6,6 +6,7 @@ import type { Timeframe } from "../src/domain/timeframe.ts"
 import {
   initialSpikeState,
   normalisePrice,
+  roundTo,
   type RuleName,
   SpikeState,
   type SpikeState as SpikeStateType,
@@ -134,6 +135,24 @@ describe("prices are rounded to the symbol's digits without losing a real digit"
   ]
   test.each(rows.map((row) => [`${row.sent} at ${row.digits} digits`, row] as const))("%s", (_, row) => {
     expect(normalisePrice(row.sent, row.digits)).toEqual({ price: row.kept, extraDigits: row.extraDigits })
+  })
+
+  test("the arithmetic rounding equals Number(toFixed) on a million prices near and far from their digits", () => {
+    // A fixed seed: a failure names a value that can be replayed.
+    let seed = 20261206
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31)
+    const differing: Array<string> = []
+    for (let i = 0; i < 1_000_000; i++) {
+      const digits = i % 9
+      const magnitude = 10 ** Math.floor(random() * 7 - 2)
+      const onGrid = Math.round(random() * magnitude * 10 ** digits) / 10 ** digits
+      // On the grid, one ulp off it, a step's fraction off it, and arbitrary doubles.
+      const candidates = [onGrid, onGrid + Number.EPSILON * onGrid, onGrid - Number.EPSILON * onGrid, onGrid + 0.5 / 10 ** digits, random() * magnitude]
+      for (const price of candidates) {
+        if (roundTo(price, digits) !== Number(price.toFixed(digits))) differing.push(`${price} at ${digits}`)
+      }
+    }
+    expect(differing.slice(0, 5)).toEqual([])
   })
 
   test("a page stores rounded prices and counts the bars whose digits look too low", () => {

@@ -30,6 +30,8 @@ declare const document: any, window: any, getComputedStyle: any
 type HTMLElement = any
 
 const chromiumPath = "/usr/bin/chromium"
+/** Screenshots for a person to look at (gitignored). */
+const outputDir = join(import.meta.dir, "..", "test-output")
 const minute = 60_000
 const writeToken = "dashboard-write-token"
 const apiKey = "dashboard-test-key"
@@ -65,6 +67,13 @@ const eventually = async <A>(what: string, millis: number, check: () => Promise<
   }
 }
 
+const freePort = (): number => {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: () => undefined } })
+  const port = listener.port
+  listener.stop(true)
+  return port
+}
+
 const kinds: ReadonlyArray<DatabaseKind> = ["embedded"]
 
 describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on the %s database", (kind) => {
@@ -94,7 +103,8 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       streams: Option.some([{ symbol: "BTCUSD", timeframe: "M1" }]),
       backfillFrom: Option.some(now - (now % minute) - 30 * minute),
       massive: { ...db.config.massive, apiKey: Option.some(Redacted.make(apiKey)), baseUrl: fake.baseUrl, plan: "paid", timeoutSeconds: 10 },
-      supervisor: { ...db.config.supervisor, runnerPort: 34_790 },
+      // A port free now: other test runs on this machine take fixed ones.
+      supervisor: { ...db.config.supervisor, runnerPort: freePort() },
       http: { ...db.config.http, apiToken: Option.some(Redacted.make(writeToken)) }
     }
     const base = Layer.mergeAll(Jobs.Default, Readiness.Default).pipe(Layer.provideMerge(ClusterLive), Layer.provideMerge(storeLayer(config)))
@@ -208,6 +218,32 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     await page.waitForSelector(`#gap-detail[data-gap-id="${gapIds.unfillable}"]:not([hidden])`, { timeout: 10_000 })
     expect(await page.locator("#gap-detail pre").textContent()).toContain("no bars for the range")
     expect(await page.locator("#gap-detail dl").textContent()).toContain("unfillable")
+    mkdirSync(outputDir, { recursive: true })
+    await page.screenshot({ path: join(outputDir, "dashboard-1280.png"), fullPage: true })
+  })
+
+  test("with fill on, each missing minute of the open gap is a hollow stand-in at the previous close", async () => {
+    await page.locator("#fill").check()
+    const standIns = await eventually("stand-ins in the open gap", 20_000, async () => {
+      const points = await page.evaluate(
+        ({ start, end }) =>
+          ((window as any).candlekeep.chart.candles.data() as Array<any>)
+            .filter((p) => p.time * 1000 >= start && p.time * 1000 < end)
+            .map((p) => ({ ts: p.time * 1000, open: p.open, high: p.high, low: p.low, close: p.close, color: p.color })),
+        openGap
+      )
+      return points.length === (openGap.end - openGap.start) / minute && points.every((p) => p.color === "rgba(0,0,0,0)") ? points : undefined
+    })
+    const previousClose = seeded.findLast((bar) => bar.ts < openGap.start)!.close
+    for (const bar of standIns) expect(bar).toMatchObject({ open: previousClose, high: previousClose, low: previousClose, close: previousClose })
+    expect(new URL(page.url()).searchParams.get("fill")).toBe("prev")
+    // Stored bars keep their own colours.
+    const stored = await page.evaluate((ts) => ((window as any).candlekeep.chart.candles.data() as Array<any>).find((p) => p.time * 1000 === ts), openGap.start - minute)
+    expect(stored.color).toBeUndefined()
+    await page.locator("#fill").uncheck()
+    await eventually("stand-ins gone", 20_000, async () =>
+      (await page.evaluate((start) => ((window as any).candlekeep.chart.candles.data() as Array<any>).some((p) => p.time * 1000 === start), openGap.start)) ? undefined : true
+    )
   })
 
   test("a stream row follows state events: the vendor refuses the key after Sync now, the row turns failed; Retry brings it back", async () => {
@@ -263,18 +299,22 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       return undefined
     })
     expect(reached).toBe(true)
-    const lightBackground = await page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    const colours = () =>
+      page.evaluate(() => ({ page: getComputedStyle(document.body).backgroundColor, chart: (window as any).candlekeep.chart.chart.options().layout.background.color }))
+    const light = await colours()
     await page.emulateMedia({ colorScheme: "dark" })
-    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).not.toBe(lightBackground)
+    // The page by its stylesheet, the chart by listening to the same media query.
+    await eventually("dark colours", 10_000, async () => {
+      const dark = await colours()
+      return dark.page !== light.page && dark.chart !== light.chart ? true : undefined
+    })
+    await page.screenshot({ path: join(outputDir, "dashboard-1280-dark.png"), fullPage: true })
     await page.emulateMedia({ colorScheme: "light" })
-
-    mkdirSync(join(import.meta.dir, "..", "test-output"), { recursive: true })
-    await page.screenshot({ path: join(import.meta.dir, "..", "test-output", "dashboard-1280.png"), fullPage: true })
     await page.setViewportSize({ width: 390, height: 844 })
     await eventually("no horizontal overflow at 390 px", 10_000, async () =>
       (await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)) ? true : undefined
     )
-    await page.screenshot({ path: join(import.meta.dir, "..", "test-output", "dashboard-390.png"), fullPage: true })
+    await page.screenshot({ path: join(outputDir, "dashboard-390.png"), fullPage: true })
     await page.setViewportSize({ width: 1280, height: 900 })
   })
 

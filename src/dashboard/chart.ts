@@ -187,7 +187,7 @@ export class ChartView {
       this.newestReached = true
       this.chart.timeScale().scrollToRealTime()
     }
-    this.setStatus(this.bars.length === 0 ? "no bars stored for this symbol and timeframe" : "")
+    this.setStatus(this.bars.length === 0 ? "no bars in the last 12 days of this symbol and timeframe: pick a month in the quality map, or link a range" : "")
   }
 
   private setStatus(text: string) {

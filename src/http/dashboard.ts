@@ -47,7 +47,7 @@ const page = `<!doctype html>
     <div id="gap-detail" hidden><h3>Gap</h3><dl></dl><pre></pre><button type="button" id="gap-close">Close</button></div>
     <details id="gap-list-box"><summary>Gaps of this symbol</summary><ul id="gap-list"></ul></details>
   </section>
-  <section aria-labelledby="streams-title">
+  <section id="streams-section" aria-labelledby="streams-title">
     <h2 id="streams-title">Streams</h2>
     <div class="scroll"><table id="streams">
       <thead><tr><th scope="col">stream</th><th scope="col">state</th><th scope="col">watermark</th><th scope="col">lag</th><th scope="col">last error</th><th scope="col">owner</th><th scope="col">history from</th><th scope="col">plan delay</th><th scope="col">actions</th></tr></thead>
@@ -55,7 +55,7 @@ const page = `<!doctype html>
     </table></div>
     <p id="streams-status" role="status" aria-live="polite"></p>
   </section>
-  <section aria-labelledby="quality-title">
+  <section id="quality-section" aria-labelledby="quality-title">
     <h2 id="quality-title">Quality (M1 completeness by month)</h2>
     <div id="quality" class="scroll"></div>
   </section>

@@ -1,8 +1,8 @@
 import { Effect, Option, Schema } from "effect"
 import { streamName } from "../domain/stream.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
-import { Jobs } from "../supervisor/jobs.ts"
-import type { AppConfig } from "../config.ts"
+import { Jobs, NotAStream } from "../supervisor/jobs.ts"
+import { AppConfig, configuredStreams } from "../config.ts"
 import type { Api } from "./api.ts"
 import { Conflict } from "./errors.ts"
 import { Name, resolveStream } from "./params.ts"
@@ -31,6 +31,8 @@ export const retryRoutes = (api: Api<Jobs | SyncRepo | AppConfig>) =>
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(body.symbol, body.timeframe)
         const name = streamName({ symbol: spec.symbol, timeframe })
+        const streams = configuredStreams(yield* AppConfig).map(streamName)
+        if (!streams.includes(name)) return yield* new NotAStream({ stream: name, streams })
         const state = yield* SyncRepo.use((r) => r.state(spec.symbol, timeframe))
         const status = Option.match(state, { onNone: () => "not_started", onSome: (s) => s.status })
         if (status !== "failed") return yield* new Conflict({ field: "symbol", message: `${name} is ${status}, not failed: only a failed stream waits for a retry` })

@@ -15,7 +15,7 @@ import { Jobs } from "../src/supervisor/jobs.ts"
 import { Readiness } from "../src/supervisor/readiness.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
 import { startMassiveFake, type MassiveFake } from "./fakes/massive.ts"
-import { createTestDatabase, storeLayer, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
+import { createTestDatabase, databaseKinds, storeLayer, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadBinanceBtc, noSharedDataReason } from "./support/shared-data.ts"
 
 /**
@@ -74,7 +74,8 @@ const freePort = (): number => {
   return port
 }
 
-const kinds: ReadonlyArray<DatabaseKind> = ["embedded"]
+// The embedded database and the production flavour (the page reads M1 bars and gaps, the same SQL on plain tables).
+const kinds: ReadonlyArray<DatabaseKind> = databaseKinds.filter((kind) => kind !== "plain")
 
 describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on the %s database", (kind) => {
   let db: TestDatabase
@@ -219,7 +220,7 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     expect(await page.locator("#gap-detail pre").textContent()).toContain("no bars for the range")
     expect(await page.locator("#gap-detail dl").textContent()).toContain("unfillable")
     mkdirSync(outputDir, { recursive: true })
-    await page.screenshot({ path: join(outputDir, "dashboard-1280.png"), fullPage: true })
+    await page.screenshot({ path: join(outputDir, `dashboard-1280-${kind}.png`), fullPage: true })
   })
 
   test("with fill on, each missing minute of the open gap is a hollow stand-in at the previous close", async () => {
@@ -270,6 +271,18 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     // The token was kept for the session: not asked a second time.
     expect(await page.locator("#token-dialog[open]").count()).toBe(0)
     await eventually("the row live again", 60_000, async () => ((await rowState()) === "live" ? true : undefined))
+
+    // The endpoint behind the button, as a client sees it: no token 401, a stream that is not failed 409, one
+    // that is not configured 404; each a JSON body naming the problem.
+    const retry = (body: unknown, token: string | null) =>
+      fetch(`${origin}/api/data/retry`, { method: "POST", headers: token === null ? {} : { Authorization: `Bearer ${token}` }, body: JSON.stringify(body) })
+    expect((await retry({ symbol: "BTCUSD" }, null)).status).toBe(401)
+    const live = await retry({ symbol: "BTCUSD", timeframe: "M1" }, writeToken)
+    expect(live.status).toBe(409)
+    expect(await live.json()).toMatchObject({ error: "conflict", field: "symbol", message: "BTCUSD:M1 is live, not failed: only a failed stream waits for a retry" })
+    const unconfigured = await retry({ symbol: "EURUSD", timeframe: "M1" }, writeToken)
+    expect(unconfigured.status).toBe(404)
+    expect(await unconfigured.json()).toMatchObject({ error: "not_found", valid: ["BTCUSD:M1"] })
   })
 
   test("scrolling left loads older bars", async () => {
@@ -308,13 +321,13 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       const dark = await colours()
       return dark.page !== light.page && dark.chart !== light.chart ? true : undefined
     })
-    await page.screenshot({ path: join(outputDir, "dashboard-1280-dark.png"), fullPage: true })
+    await page.screenshot({ path: join(outputDir, `dashboard-1280-dark-${kind}.png`), fullPage: true })
     await page.emulateMedia({ colorScheme: "light" })
     await page.setViewportSize({ width: 390, height: 844 })
     await eventually("no horizontal overflow at 390 px", 10_000, async () =>
       (await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)) ? true : undefined
     )
-    await page.screenshot({ path: join(outputDir, "dashboard-390.png"), fullPage: true })
+    await page.screenshot({ path: join(outputDir, `dashboard-390-${kind}.png`), fullPage: true })
     await page.setViewportSize({ width: 1280, height: 900 })
   })
 

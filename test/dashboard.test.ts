@@ -9,8 +9,10 @@ import { makeApp } from "../src/http/app.ts"
 import { runEffectWith } from "../src/http/run-effect.ts"
 import { Backfill } from "../src/pipeline/backfill.ts"
 import { Gaps } from "../src/pipeline/gaps.ts"
+import { CandleStore } from "../src/store/candle-store.ts"
 import { GapRepo } from "../src/store/gap-repo.ts"
 import { ClusterLive } from "../src/supervisor/cluster.ts"
+import { StreamEvents } from "../src/supervisor/events.ts"
 import { Jobs } from "../src/supervisor/jobs.ts"
 import { Readiness } from "../src/supervisor/readiness.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
@@ -329,6 +331,29 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     )
     await page.screenshot({ path: join(outputDir, `dashboard-390-${kind}.png`), fullPage: true })
     await page.setViewportSize({ width: 1280, height: 900 })
+  })
+
+  test("on the newest bars, a stored page's event brings its bar into the chart", async () => {
+    // Stored as the pipeline stores a page, then announced as it announces one (commit first, then the event).
+    const last = seeded.at(-1)!
+    const t0 = Date.now() - (Date.now() % minute) - 10 * minute
+    const bar = (ts: number, close: number): Candle => ({ ts, open: last.close, high: Math.max(last.close, close), low: Math.min(last.close, close), close, volume: 1.5, vwap: null, trades: null })
+    await runtime.runPromise(CandleStore.use((s) => s.upsertPage({ symbol: "BTCUSD", timeframe: "M1", source: "massive", candles: [bar(t0, last.close + 1)] })))
+    await page.goto(`${origin}/?symbol=BTCUSD&timeframe=M1`)
+    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 30_000 })
+    const newest = () => page.evaluate(() => {
+      const point = ((window as any).candlekeep.chart.candles.data() as Array<any>).at(-1)
+      return point === undefined ? null : { ts: point.time * 1000, close: point.close }
+    })
+    expect(await newest()).toEqual({ ts: t0, close: last.close + 1 })
+    await runtime.runPromise(CandleStore.use((s) => s.upsertPage({ symbol: "BTCUSD", timeframe: "M1", source: "massive", candles: [bar(t0 + minute, last.close + 2)] })))
+    await runtime.runPromise(
+      StreamEvents.use((events) => events.publish({ type: "page", stream: "BTCUSD:M1", at: Date.now(), fetched: 1, stored: 1, rejected: 0, watermark: t0 + 2 * minute }))
+    )
+    await eventually("the new bar in the chart", 10_000, async () => {
+      const seen = await newest()
+      return seen?.ts === t0 + minute && seen.close === last.close + 2 ? true : undefined
+    })
   })
 
   test("the script is served with an ETag (304 when unchanged); no request left the service's origin; no script error", async () => {

@@ -8,6 +8,7 @@ import type { Candle } from "../src/domain/candle.ts"
 import { makeApp } from "../src/http/app.ts"
 import { runEffectWith } from "../src/http/run-effect.ts"
 import { Backfill } from "../src/pipeline/backfill.ts"
+import { Broker } from "../src/pipeline/broker.ts"
 import { Gaps } from "../src/pipeline/gaps.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
 import { GapRepo } from "../src/store/gap-repo.ts"
@@ -17,6 +18,7 @@ import { Jobs } from "../src/supervisor/jobs.ts"
 import { Readiness } from "../src/supervisor/readiness.ts"
 import { SupervisorLive } from "../src/supervisor/supervisor.ts"
 import { startMassiveFake, type MassiveFake } from "./fakes/massive.ts"
+import { startMetaApiFake, type MetaApiFake } from "./fakes/metaapi.ts"
 import { createTestDatabase, databaseKinds, storeLayer, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadBinanceBtc, noSharedDataReason } from "./support/shared-data.ts"
 
@@ -47,6 +49,9 @@ const unfillableGap = { start: Date.parse("2023-03-08T12:30:00Z"), end: Date.par
 /** The deep link's range. */
 const viewFrom = Date.parse("2023-03-08T08:00:00Z")
 const viewTo = Date.parse("2023-03-08T14:00:00Z")
+/** The broker's BTCUSD closes sit this far above the vendor's (30 pips of 0.1). */
+const brokerOffset = 3
+const brokerAccount = "acc-1"
 
 const inHole = (ts: number) => [openGap, unfillableGap].some((g) => ts >= g.start && ts < g.end)
 
@@ -82,6 +87,7 @@ const kinds: ReadonlyArray<DatabaseKind> = databaseKinds.filter((kind) => kind !
 describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on the %s database", (kind) => {
   let db: TestDatabase
   let fake: MassiveFake
+  let broker: MetaApiFake
   let runtime: ManagedRuntime.ManagedRuntime<any, unknown>
   let server: ReturnType<typeof Bun.serve>
   let browser: Browser
@@ -97,6 +103,8 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
   beforeAll(async () => {
     seeded = loadBinanceBtc().filter((bar) => bar.ts >= seedFrom && bar.ts < seedTo && !inHole(bar.ts))
     fake = startMassiveFake({ apiKeys: acceptedKeys, bars: new Map([["X:BTCUSD", seeded]]) })
+    const brokerBars = seeded.map((b) => ({ ...b, open: b.open + brokerOffset, high: b.high + brokerOffset, low: b.low + brokerOffset, close: b.close + brokerOffset }))
+    broker = startMetaApiFake({ tokens: ["meta-token"], accounts: new Map([[brokerAccount, new Map([["BTCUSD", brokerBars]])]]) })
     db = await createTestDatabase(kind)
     // One runtime per database (PGlite opens its directory once): the test database's own is closed first.
     await db.close()
@@ -108,7 +116,16 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       massive: { ...db.config.massive, apiKey: Option.some(Redacted.make(apiKey)), baseUrl: fake.baseUrl, plan: "paid", timeoutSeconds: 10 },
       // A port free now: other test runs on this machine take fixed ones.
       supervisor: { ...db.config.supervisor, runnerPort: freePort() },
-      http: { ...db.config.http, apiToken: Option.some(Redacted.make(writeToken)) }
+      http: { ...db.config.http, apiToken: Option.some(Redacted.make(writeToken)) },
+      broker: {
+        ...db.config.broker,
+        token: Option.some(Redacted.make("meta-token")),
+        accounts: [brokerAccount],
+        baseUrl: broker.baseUrl,
+        marketDataUrl: broker.baseUrl,
+        symbols: Option.some({ BTCUSD: "BTCUSD" }),
+        timeoutSeconds: 10
+      }
     }
     const base = Layer.mergeAll(Jobs.Default, Readiness.Default).pipe(Layer.provideMerge(ClusterLive), Layer.provideMerge(storeLayer(config)))
     runtime = ManagedRuntime.make(Layer.merge(SupervisorLive.pipe(Layer.provide(base)), base))
@@ -123,6 +140,8 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       GapRepo.use((r) => r.settle(unfillable.id, { status: "unfillable", remaining: null, evidence: { fetch_log: [{ from: new Date(unfillableGap.start).toISOString(), bars: 0 }], vendor: "no bars for the range" } }))
     )
     gapIds = { open: open.id, unfillable: unfillable.id }
+    // One stored comparison (the hour before the deep link's range), for the broker panel's history.
+    await runtime.runPromise(Broker.use((b) => b.compareAndRecord({ account: brokerAccount, symbol: "BTCUSD", end: viewFrom })))
 
     const app = makeApp(runEffectWith(await runtime.runtime()), config.http, "test")
     server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60 })
@@ -143,6 +162,7 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     await runtime?.dispose()
     await db?.drop()
     await fake?.stop()
+    await broker?.stop()
   })
 
   const rowState = () => page.locator('tr[data-stream="BTCUSD:M1"] td.state').textContent()
@@ -165,6 +185,17 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     const visible = await page.evaluate(() => (window as any).candlekeep.chart.chart.timeScale().getVisibleRange())
     expect(visible.from * 1000).toBe(viewFrom)
     expect(Math.abs(visible.to * 1000 - viewTo)).toBeLessThanOrEqual(minute)
+  })
+
+  test("the broker panel shows the configured account's comparison: the one-sided share and the offset's history as a line", async () => {
+    await page.waitForSelector("#broker-section:not([hidden]) #broker dl", { timeout: 20_000 })
+    const text = await page.locator("#broker dl").textContent()
+    expect(text).toContain(brokerAccount)
+    // The compared hour (07:00–08:00) has every minute on both sides, each broker close 3 (30 pips) above the vendor's.
+    expect(text).toContain("last comparison30.00 pips over 60 minutes (ok,")
+    expect(text).toContain("one-sided minutes0.0 %")
+    const line = await page.evaluate(() => document.querySelectorAll("#broker-chart canvas").length)
+    expect(line).toBeGreaterThan(0)
   })
 
   test("each gap is a band over exactly its missing minutes, in its status's colour; a click shows its evidence", async () => {
@@ -250,6 +281,7 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
   })
 
   test("a stream row follows state events: the vendor refuses the key after Sync now, the row turns failed; Retry brings it back", async () => {
+    await page.waitForSelector('body[data-live="connected"]', { timeout: 20_000 })
     await eventually("the stream live", 60_000, async () => ((await rowState()) === "live" ? true : undefined))
     // The page shows Retry only for a failed stream.
     expect(await page.locator('tr[data-stream="BTCUSD:M1"] button.retry').isDisabled()).toBe(true)
@@ -346,6 +378,8 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
       return point === undefined ? null : { ts: point.time * 1000, close: point.close }
     })
     expect(await newest()).toEqual({ ts: t0, close: last.close + 1 })
+    // The page says when its event stream is subscribed; an event published before that would be nobody's.
+    await page.waitForSelector('body[data-live="connected"]', { timeout: 20_000 })
     await runtime.runPromise(CandleStore.use((s) => s.upsertPage({ symbol: "BTCUSD", timeframe: "M1", source: "massive", candles: [bar(t0 + minute, last.close + 2)] })))
     await runtime.runPromise(
       StreamEvents.use((events) => events.publish({ type: "page", stream: "BTCUSD:M1", at: Date.now(), fetched: 1, stored: 1, rejected: 0, watermark: t0 + 2 * minute }))

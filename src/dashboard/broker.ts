@@ -35,6 +35,7 @@ export const showBroker = async (section: HTMLElement, summary: HTMLElement, cha
         element("dt", { text: "account" }), element("dd", { text: stream.account }),
         element("dt", { text: "offset (pips)" }), element("dd", { text: `${fmt(offset.body.mean_pips)} ± ${fmt(offset.body.std_pips)} over ${offset.body.quotes} quotes` }),
         element("dt", { text: "recommendation" }), element("dd", { text: offset.body.recommendation.use_offset ? `add ${offset.body.recommendation.offset}` : `none (under ${offset.body.threshold_pips} pips)` }),
+        element("dt", { text: "last comparison" }), element("dd", { text: latest === undefined ? "—" : `${fmt(latest.diff_pips?.mean)} pips over ${latest.samples} minutes (${latest.status}, ${utc(latest.compared_at)})` }),
         element("dt", { text: "one-sided minutes" }), element("dd", { text: latest?.one_sided_share === null || latest === undefined ? "—" : `${(latest.one_sided_share * 100).toFixed(1)} % (${utc(latest.compared_at)})` })
       )
     )

@@ -97,6 +97,8 @@ export class ChartView {
   private newestReached = false
   private loadingOlder = false
   private loadingNewer = false
+  /** A page event came while newer bars were being read: read again once that is done. */
+  private liveAgain: string | null = null
   /** Increments on every new view, so answers for an old view are dropped. */
   private generation = 0
   private bandFrame = 0
@@ -175,6 +177,7 @@ export class ChartView {
     this.newestReached = false
     this.loadingOlder = false
     this.loadingNewer = false
+    this.liveAgain = null
     this.candles.setData([])
     this.volume.setData([])
     this.setStatus("loading…")
@@ -310,14 +313,18 @@ export class ChartView {
     } catch (error) {
       this.setStatus(`newer bars could not be loaded: ${(error as Error).message}`)
     } finally {
-      if (generation === this.generation) this.loadingNewer = false
+      if (generation === this.generation) this.finishNewer()
     }
   }
 
   /** A page was stored for this symbol: when the chart shows the newest bars, the last bar and any new ones are asked again. */
   async live(stream: string) {
     const last = this.bars.at(-1)
-    if (!stream.startsWith(`${this.view.symbol}:`) || !this.newestReached || last === undefined || this.loadingNewer) return
+    if (!stream.startsWith(`${this.view.symbol}:`) || !this.newestReached || last === undefined) return
+    if (this.loadingNewer) {
+      this.liveAgain = stream
+      return
+    }
     this.loadingNewer = true
     const generation = this.generation
     try {
@@ -328,8 +335,15 @@ export class ChartView {
     } catch {
       // the next page event asks again
     } finally {
-      if (generation === this.generation) this.loadingNewer = false
+      if (generation === this.generation) this.finishNewer()
     }
+  }
+
+  private finishNewer() {
+    const again = this.liveAgain
+    this.loadingNewer = false
+    this.liveAgain = null
+    if (again !== null) void this.live(again)
   }
 
   private merge(incoming: ReadonlyArray<Bar>) {

@@ -16,7 +16,7 @@ export interface LiveEvent {
  * Reads `/api/data/events` with fetch (EventSource cannot send a token), hands each event on, and reconnects
  * with backoff when the line drops; `onConnected` runs on every (re)connection so callers can catch up.
  */
-export const followEvents = (onEvent: (event: LiveEvent) => void, onConnected: () => void) => {
+export const followEvents = (onEvent: (event: LiveEvent) => void, onConnected: () => void, onLine: (connected: boolean) => void) => {
   let delay = 1_000
   const connect = async (): Promise<void> => {
     try {
@@ -27,6 +27,8 @@ export const followEvents = (onEvent: (event: LiveEvent) => void, onConnected: (
       }
       if (!response.ok || response.body === null) throw new Error(`HTTP ${response.status}`)
       delay = 1_000
+      // The server subscribes before it answers: from here on no event is missed.
+      onLine(true)
       onConnected()
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
       let buffer = ""
@@ -54,6 +56,7 @@ export const followEvents = (onEvent: (event: LiveEvent) => void, onConnected: (
     } catch {
       // dropped or refused: try again below
     }
+    onLine(false)
     setTimeout(() => void connect(), delay)
     delay = Math.min(30_000, delay * 2)
   }

@@ -146,7 +146,11 @@ const main = async () => {
       if (event.type === "page" && event.stream !== undefined) void chart.live(event.stream)
       if (event.type === "job" && /^gap_fill /.test(event.job ?? "")) void chart.refreshGaps().then(listGaps)
     },
-    () => void streams.refresh()
+    () => void streams.refresh(),
+    (connected) => {
+      document.body.dataset.live = connected ? "connected" : "reconnecting"
+      byId("live").textContent = connected ? "● live" : "○ reconnecting…"
+    }
   )
   // The handle a person (or a test) can inspect in the console; the page itself never reads it.
   Object.assign(window, { candlekeep: { chart } })

@@ -37,6 +37,7 @@ const page = `<!doctype html>
     <label><input type="checkbox" id="fill"> fill missing bars (previous close)</label>
     <button type="button" id="latest">Latest</button>
   </form>
+  <span id="live" role="status" aria-live="polite">○ connecting…</span>
 </header>
 <main>
   <section id="chart-section" aria-labelledby="chart-title">

@@ -26,6 +26,8 @@ export interface Answer<A = any, I = any> {
   readonly description: string
   /** Encoded with `schema` into the document: one example per answer, which cannot fail to match it. */
   readonly example: A
+  /** Response headers worth documenting, by name: what each says. */
+  readonly headers?: Readonly<Record<string, { readonly description: string; readonly type: "string" | "integer" }>>
 }
 
 const json = <A, I>(schema: Schema.Schema<A, I>, description: string, example: NoInfer<A>): Answer<A, I> => ({
@@ -104,6 +106,7 @@ export const CandlesCsv: Answer<string, string> = {
   }),
   contentType: "text/csv",
   description: "the same page as CSV",
+  headers: { "X-Next": { description: "the next page's start (Unix milliseconds); absent on the last page", type: "integer" } },
   example: `${csvHeaderRow}\n2021-01-04T10:00:00.000Z,1.22503,1.2251,1.22495,1.22507,31\n`
 }
 

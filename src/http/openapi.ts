@@ -70,7 +70,14 @@ export const openApiDocument = (routes: ReadonlyArray<RouteSpec>, info: { readon
   const response = (route: RouteSpec, status: number, listed: Answer | ReadonlyArray<Answer> | string | undefined, implied: string | undefined) => {
     if (listed !== undefined && typeof listed !== "string") {
       const answers: ReadonlyArray<Answer> = Array.isArray(listed) ? listed : [listed as Answer]
-      return { description: answers.map((a) => a.description).join("; or "), content: answerContent(answers) }
+      const headers = Object.fromEntries(
+        answers.flatMap((a) => Object.entries(a.headers ?? {})).map(([name, header]) => [name, { description: header.description, schema: { type: header.type } }])
+      )
+      return {
+        description: answers.map((a) => a.description).join("; or "),
+        ...(Object.keys(headers).length === 0 ? {} : { headers }),
+        content: answerContent(answers)
+      }
     }
     // A route's own words for a status win, but a 503 it lists can still come from the database too.
     const description = status === 503 && listed !== undefined && implied !== undefined ? `${listed}; or ${implied}` : (listed ?? implied ?? "")

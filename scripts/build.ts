@@ -14,6 +14,7 @@ const { values } = parseArgs({ options: { target: { type: "string" }, outfile: {
 const outfile = values.outfile ?? (values.target ? `dist/candlekeep-${values.target.replace(/^bun-/, "")}` : "dist/candlekeep")
 
 const gitCommit = () => {
+  if (Bun.which("git") === null) return null
   const git = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { stderr: "ignore" })
   if (!git.success) return null
   const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"], { stderr: "ignore" }).stdout.toString().trim() !== ""

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import manifest from "../package.json" with { type: "json" }
 import { migrations } from "../src/store/migrations.ts"
+import { startMassiveFake } from "./fakes/massive.ts"
 import { aggregate, utcBucket } from "./support/aggregate.ts"
+import { walk } from "./support/bars.ts"
 import { hasSharedData, loadBinanceBtc, noSharedDataReason, sharedDataDir } from "./support/shared-data.ts"
 
 /**
@@ -46,6 +48,12 @@ const freePort = async () => {
 const run = (args: ReadonlyArray<string>, settings: Record<string, string>) => {
   const result = Bun.spawnSync([binary, ...args], { cwd: join(binary, ".."), env: settings, stdout: "pipe", stderr: "pipe" })
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }
+}
+/** The same, without blocking this process's event loop (which serves the Massive fake the binary asks). */
+const runAsync = async (args: ReadonlyArray<string>, settings: Record<string, string>) => {
+  const child = Bun.spawn([binary, ...args], { cwd: join(binary, ".."), env: settings, stdout: "pipe", stderr: "pipe" })
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
+  return { code, stdout, stderr }
 }
 const lastLine = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!)
 
@@ -123,6 +131,34 @@ describe("the single binary, alone in an empty directory", () => {
     expect(log).not.toContain("    at ")
     // Nothing but the binary and its database in the directory: the extension tarball went to a temp dir and was removed.
     expect(readdirSync(join(binary, "..")).sort()).toEqual(["candlekeep", "data"])
+  }, 120_000)
+
+  test("backfill, sync, migrate, gaps, verify and broker run from the binary, each ending with its JSON line", async () => {
+    const from = Date.parse("2021-03-01T00:00:00Z")
+    const bars = walk("EURUSD", from, 3 * 1440)
+    const fake = startMassiveFake({ apiKeys: ["binary-key"], bars: new Map([["C:EURUSD", bars]]) })
+    try {
+      const settings = { DATA_DIR: "commands", MASSIVE_API_KEY: "binary-key", MASSIVE_BASE_URL: fake.baseUrl, MASSIVE_PLAN: "paid" }
+      const to = new Date(bars.at(-1)!.ts + 60_000).toISOString()
+      const backfill = await runAsync(["backfill", "--symbol", "EURUSD", "--from", "2021-03-01", "--to", to], settings)
+      expect(backfill.code).toBe(0)
+      expect(lastLine(backfill.stdout)).toMatchObject({ command: "backfill", status: "ok", fetched: bars.length, stored: bars.length, rejected: 0 })
+      expect(lastLine((await runAsync(["migrate"], settings)).stdout)).toMatchObject({ command: "migrate", status: "ok", database: "embedded", flavour: "timescale", level: migrations.at(-1)!.name })
+      const verify = await runAsync(["verify", "--symbol", "EURUSD", "--from", "2021-03-01", "--to", to], settings)
+      expect(lastLine(verify.stdout)).toMatchObject({ command: "verify", status: "ok", wrong: 0 })
+      const gaps = await runAsync(["gaps", "detect", "--symbol", "EURUSD", "--from", "2021-03-01", "--to", to], settings)
+      expect(lastLine(gaps.stdout)).toMatchObject({ command: "gaps detect", status: "ok", gaps: 0 })
+      // A sync asks from the watermark to now: the fake has nothing newer, so it stores nothing and fails nothing.
+      const sync = await runAsync(["sync", "--symbol", "EURUSD"], settings)
+      expect(sync.code).toBe(0)
+      expect(lastLine(sync.stdout)).toMatchObject({ command: "sync", status: "ok", stored: 0 })
+      const broker = await runAsync(["broker", "compare", "--symbol", "EURUSD"], settings)
+      expect(broker.code).toBe(1)
+      expect(lastLine(broker.stdout)).toMatchObject({ command: "broker compare", status: "failed" })
+      expect(lastLine(broker.stdout).error).toContain("broker features off")
+    } finally {
+      await fake.stop()
+    }
   }, 120_000)
 
   if (!hasSharedData) console.log(`the binary's import-and-serve test is ${noSharedDataReason}`)

@@ -161,5 +161,51 @@ describe("the single binary, alone in an empty directory", () => {
     }
   }, 120_000)
 
+  test("SIGTERM during serve's backfill: exit 0 within 10 s with the stop line, the page in flight committed or rolled back, and a resumed backfill leaves no hole", async () => {
+    const from = Date.parse("2021-03-01T00:00:00Z")
+    const bars = walk("EURUSD", from, 20 * 1440)
+    // Small, slow pages: the backfill is still running when the signal comes.
+    const fake = startMassiveFake({ apiKeys: ["binary-key"], bars: new Map([["C:EURUSD", bars]]), pageSize: 2_000, slowMillis: 200, faults: () => "slow" })
+    try {
+      const to = new Date(bars.at(-1)!.ts + 60_000).toISOString()
+      const settings = {
+        DATA_DIR: "stopped",
+        PORT: String(await freePort()),
+        RUNNER_PORT: String(await freePort()),
+        MASSIVE_API_KEY: "binary-key",
+        MASSIVE_BASE_URL: fake.baseUrl,
+        MASSIVE_PLAN: "paid",
+        STREAMS: "EURUSD:M1",
+        BACKFILL_FROM: new Date(from).toISOString()
+      }
+      const serve = Bun.spawn([binary, "serve"], { cwd: join(binary, ".."), env: settings, stdout: "pipe", stderr: "pipe" })
+      children.push(serve)
+      const stdout = new Response(serve.stdout).text()
+      void new Response(serve.stderr).text()
+      await waitFor("the backfill under way (a fourth page asked for)", () => fake.requests.length >= 4, 60_000)
+      const signalled = Date.now()
+      serve.kill("SIGTERM")
+      const code = await serve.exited
+      const tookMillis = Date.now() - signalled
+      console.log(`binary serve mid-backfill: SIGTERM → exit ${code} after ${tookMillis} ms`)
+      expect(code).toBe(0)
+      expect(tookMillis).toBeLessThan(10_000)
+      expect(lastLine(await stdout)).toMatchObject({ command: "serve", status: "stopped" })
+
+      // Resuming from the watermark finds nothing stored past it (no bar "unchanged") and fetches only the rest.
+      const resumed = await runAsync(["backfill", "--symbol", "EURUSD", "--to", to], { DATA_DIR: "stopped", MASSIVE_API_KEY: "binary-key", MASSIVE_BASE_URL: fake.baseUrl, MASSIVE_PLAN: "paid", BACKFILL_FROM: settings.BACKFILL_FROM })
+      const report = lastLine(resumed.stdout)
+      expect(report).toMatchObject({ command: "backfill", status: "ok", unchanged: 0, rejected: 0 })
+      const watermark = Date.parse(report.from)
+      expect(watermark).toBeGreaterThan(from)
+      expect(report.stored).toBe(bars.filter((b) => b.ts >= watermark).length)
+      // And nothing is missing behind it.
+      const gaps = await runAsync(["gaps", "detect", "--symbol", "EURUSD", "--from", "2021-03-01", "--to", to], { DATA_DIR: "stopped" })
+      expect(lastLine(gaps.stdout)).toMatchObject({ command: "gaps detect", status: "ok", gaps: 0 })
+    } finally {
+      await fake.stop()
+    }
+  }, 120_000)
+
   if (!hasSharedData) console.log(`the binary's import-and-serve test is ${noSharedDataReason}`)
 })

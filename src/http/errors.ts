@@ -7,6 +7,7 @@ import { NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
 import { StreamRequestFailed } from "../supervisor/stream-loop.ts"
 import { describeError } from "../store/database-error.ts"
+import type { ErrorBody } from "./contract.ts"
 
 /** Something the client sent that cannot be used: which field, and what is wrong with it. */
 export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly field: string; readonly message: string }> {}
@@ -28,7 +29,7 @@ export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly mess
 
 export interface ErrorAnswer {
   readonly status: 400 | 401 | 404 | 409 | 500 | 502 | 503
-  readonly body: Record<string, unknown>
+  readonly body: ErrorBody
   readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
   readonly log: boolean

@@ -4,12 +4,13 @@ import { SyncRepo } from "../store/sync-repo.ts"
 import { Jobs, NotAStream } from "../supervisor/jobs.ts"
 import { AppConfig, configuredStreams } from "../config.ts"
 import type { Api } from "./api.ts"
+import { answer, RetryAnswer } from "./contract.ts"
 import { Conflict } from "./errors.ts"
-import { Name, resolveStream } from "./params.ts"
+import { Name, resolveStream, TimeframeName } from "./params.ts"
 
 export const RetryBody = Schema.Struct({
   symbol: Name,
-  timeframe: Schema.optionalWith(Name, { default: () => "M1" })
+  timeframe: Schema.optionalWith(TimeframeName, { default: () => "M1" })
 })
 
 /**
@@ -25,7 +26,7 @@ export const retryRoutes = (api: Api<Jobs | SyncRepo | AppConfig>) =>
       summary: "Start a failed stream again; answers with its new state",
       access: "write",
       body: RetryBody,
-      responses: { 200: "`{stream, state}`", 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream", 409: "the stream is not failed", 503: "the stream's owner could not be reached" }
+      responses: { 200: RetryAnswer, 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream", 409: "the stream is not failed", 503: "the stream's owner could not be reached" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
@@ -37,6 +38,6 @@ export const retryRoutes = (api: Api<Jobs | SyncRepo | AppConfig>) =>
         const status = Option.match(state, { onNone: () => "not_started", onSome: (s) => s.status })
         if (status !== "failed") return yield* new Conflict({ field: "symbol", message: `${name} is ${status}, not failed: only a failed stream waits for a retry` })
         const next = yield* Jobs.use((jobs) => jobs.retry({ symbol: spec.symbol, timeframe }))
-        return c.json({ stream: name, state: next })
+        return answer(c, RetryAnswer, { stream: name, state: next })
       })
   )

@@ -1,6 +1,6 @@
 import { createChart, LineSeries, type ISeriesApi, type UTCTimestamp } from "lightweight-charts"
 import { api, ApiError } from "./api.ts"
-import { element, utc } from "./format.ts"
+import { chartTheme, element, onSchemeChange, themeColour, utc } from "./format.ts"
 
 interface OffsetAnswer {
   readonly mean_pips: number | null
@@ -39,7 +39,15 @@ export const showBroker = async (section: HTMLElement, summary: HTMLElement, cha
         element("dt", { text: "one-sided minutes" }), element("dd", { text: latest?.one_sided_share === null || latest === undefined ? "—" : `${(latest.one_sided_share * 100).toFixed(1)} % (${utc(latest.compared_at)})` })
       )
     )
-    line ??= createChart(chartBox, { autoSize: true, layout: { attributionLogo: false } }).addSeries(LineSeries, { lineWidth: 2 })
+    if (line === null) {
+      const chart = createChart(chartBox, { autoSize: true, ...chartTheme() })
+      const series = chart.addSeries(LineSeries, { lineWidth: 2, color: themeColour("--accent") })
+      onSchemeChange(() => {
+        chart.applyOptions(chartTheme())
+        series.applyOptions({ color: themeColour("--accent") })
+      })
+      line = series
+    }
     // One point per second at most, in time order, as the chart requires.
     const points = new Map<number, number>()
     for (const c of history.body.comparisons) if (c.diff_pips !== null) points.set(Math.floor(Date.parse(c.compared_at) / 1000), c.diff_pips.mean)

@@ -11,7 +11,7 @@ import {
   type WhitespaceData
 } from "lightweight-charts"
 import { api } from "./api.ts"
-import { element, timeframeMillis, utc } from "./format.ts"
+import { chartTheme, element, onSchemeChange, themeColour, timeframeMillis, utc } from "./format.ts"
 
 export interface Bar {
   readonly ts: number
@@ -75,8 +75,6 @@ const lastAtOrBefore = (points: ReadonlyArray<{ readonly ts: number }>, t: numbe
   }
   return found
 }
-
-const themeColour = (name: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()
 
 /**
  * The candlestick + volume chart of one symbol and timeframe: loads the linked range, then older pages as the
@@ -149,19 +147,14 @@ export class ChartView {
       } else return
       event.preventDefault()
     })
-    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    onSchemeChange(() => {
       this.applyTheme()
       this.render()
     })
   }
 
   private applyTheme() {
-    const fg = themeColour("--fg")
-    const grid = themeColour("--grid")
-    this.chart.applyOptions({
-      layout: { background: { color: themeColour("--bg") }, textColor: fg, attributionLogo: false },
-      grid: { vertLines: { color: grid }, horzLines: { color: grid } }
-    })
+    this.chart.applyOptions(chartTheme())
     const up = themeColour("--up")
     const down = themeColour("--down")
     this.candles.applyOptions({ upColor: up, downColor: down, wickUpColor: up, wickDownColor: down, borderUpColor: up, borderDownColor: down })

@@ -31,3 +31,18 @@ export const element = <K extends keyof HTMLElementTagNameMap>(tag: K, props: { 
   node.append(...children)
   return node
 }
+
+/** A colour the stylesheet defines for the current scheme (light or dark). */
+export const themeColour = (name: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+
+/** The options every chart on the page shares, for the current scheme. */
+export const chartTheme = () => {
+  const grid = themeColour("--grid")
+  return {
+    layout: { background: { color: themeColour("--bg") }, textColor: themeColour("--fg"), attributionLogo: false },
+    grid: { vertLines: { color: grid }, horzLines: { color: grid } }
+  }
+}
+
+/** Runs `apply` whenever the system switches between light and dark. */
+export const onSchemeChange = (apply: () => void) => window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", apply)

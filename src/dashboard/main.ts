@@ -104,7 +104,7 @@ const main = async () => {
       })
     )
 
-  /** Everything that depends on the view; `showAll` also redraws what depends only on the symbol. */
+  /** Everything that depends on the view; with `symbolChanged`, also the heat map and the broker panel. */
   const load = async (symbolChanged: boolean) => {
     symbolSelect.value = view.symbol
     timeframeSelect.value = view.timeframe

@@ -35,7 +35,6 @@ export const showQuality = async (target: HTMLElement, symbol: string, timeframe
           const link = element("a", { text: month.completeness_pct.toFixed(1) })
           link.href = `/?${new URLSearchParams({ symbol, timeframe, from, to: next })}`
           link.className = "cell"
-          link.dataset.hue = String(hue(month.completeness_pct))
           link.style.setProperty("--hue", String(hue(month.completeness_pct)))
           link.setAttribute(
             "aria-label",

@@ -118,6 +118,13 @@ describe("the single binary, alone in an empty directory", () => {
     expect(h1.candles.map(({ volume: _, ...rest }) => rest)).toEqual(asServed(hourly).map(({ volume: _, ...rest }) => rest))
     h1.candles.forEach((bar, i) => expect(bar.volume).toBeCloseTo(hourly[i]!.volume, 6))
 
+    // The dashboard travels inside the binary: its page, and the script bundled at build time (no node_modules here).
+    const origin = `http://127.0.0.1:${settings.PORT}`
+    expect((await fetch(`${origin}/`)).headers.get("content-type")).toStartWith("text/html")
+    const script = await fetch(`${origin}/dashboard/app.js`)
+    expect(script.status).toBe(200)
+    expect((await script.text()).length).toBeGreaterThan(100_000)
+
     const signalled = Date.now()
     serve.kill("SIGTERM")
     const code = await serve.exited

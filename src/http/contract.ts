@@ -56,7 +56,7 @@ export const answer = <A, I>(
 export const ErrorBody = Schema.Struct({
   error: Schema.String.annotations({
     description:
-      "what went wrong, for a program: bad_request, not_found, unauthorized, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, internal"
+      "what went wrong, for a program: bad_request, not_found, unauthorized, conflict, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, internal"
   }),
   field: Schema.optional(Schema.String.annotations({ description: "the parameter or body field at fault" })),
   message: Schema.String.annotations({ description: "what went wrong, for a person" }),
@@ -265,6 +265,13 @@ const exampleJobId = "3f9a1c2e-7b4d-4e8f-9a6b-1c2d3e4f5a6b"
 export const JobAcceptedAnswer = json(JobAccepted, "accepted: where to follow the job", {
   job: { id: exampleJobId, status: "queued", url: `/api/data/jobs/${exampleJobId}` }
 })
+
+export const RetryAccepted = Schema.Struct({
+  stream: Schema.String.annotations({ description: "SYMBOL:TIMEFRAME" }),
+  state: Schema.String.annotations({ description: "the stream's state after the retry: starting" })
+}).annotations({ identifier: "RetryAccepted" })
+
+export const RetryAnswer = json(RetryAccepted, "the failed stream starts again", { stream: "EURUSD:M1", state: "starting" })
 
 export const Job = Schema.Struct({
   id: Schema.UUID,

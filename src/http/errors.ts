@@ -21,11 +21,14 @@ export class NotFound extends Data.TaggedError("NotFound")<{
 
 export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly message: string }> {}
 
+/** The request does not fit the resource's present state (a Retry for a stream that has not failed). */
+export class Conflict extends Data.TaggedError("Conflict")<{ readonly field: string; readonly message: string }> {}
+
 /** A feature that is off on this instance (broker comparison without MetaApi settings). */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string }> {}
 
 export interface ErrorAnswer {
-  readonly status: 400 | 401 | 404 | 500 | 502 | 503
+  readonly status: 400 | 401 | 404 | 409 | 500 | 502 | 503
   readonly body: ErrorBody
   readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
@@ -44,6 +47,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof NotFound) {
       return { status: 404, body: { error: "not_found", ...(error.field ? { field: error.field } : {}), message: error.message, ...(error.valid ? { valid: error.valid } : {}) }, log: false }
     }
+    if (error instanceof Conflict) return { status: 409, body: { error: "conflict", field: error.field, message: error.message }, log: false }
     if (error instanceof Unauthorized) {
       return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'Bearer realm="candlekeep"' }, log: false }
     }

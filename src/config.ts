@@ -1,4 +1,5 @@
 import { Config, ConfigError, ConfigProvider, Context, Cron, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { parseIsoInstant } from "./domain/instant.ts"
 import { StreamList, type StreamKey } from "./domain/stream.ts"
 import { defaultSymbols, InstrumentClass, SymbolSpec } from "./domain/symbol.ts"
 
@@ -51,9 +52,8 @@ export const DatabaseFlavourSetting = Schema.Literal("auto", "timescale", "plain
 export type DatabaseFlavourSetting = typeof DatabaseFlavourSetting.Type
 /** A calendar date or an instant: `2021-01-03` or `2021-01-03T22:00:00Z`. */
 const Instant = Schema.String.pipe(
-  Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/),
-  Schema.filter((s) => !Number.isNaN(Date.parse(s))),
-  Schema.transform(Schema.Number, { strict: true, decode: (s) => Date.parse(s), encode: (ms) => new Date(ms).toISOString() })
+  Schema.filter((s) => parseIsoInstant(s) !== null),
+  Schema.transform(Schema.Number, { strict: true, decode: (s) => parseIsoInstant(s)!, encode: (ms) => new Date(ms).toISOString() })
 )
 
 /** `EURUSD=C:EURUSD/5/forex,BTCUSD=X:BTCUSD/2/crypto`: our symbol, the vendor's ticker, price digits, instrument class. */

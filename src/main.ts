@@ -5,6 +5,7 @@ import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } fro
 import { existsSync } from "node:fs"
 import { appLayer, type AppServices } from "./app-layer.ts"
 import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
+import { parseIsoInstant } from "./domain/instant.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
@@ -81,9 +82,7 @@ const parseInstant = (flag: string, text: string): Effect.Effect<number, BadInpu
   const trimmed = text.trim()
   const ms = /^\d{10,}$/.test(trimmed)
     ? Number(trimmed)
-    : /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(trimmed)
-      ? Date.parse(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed)
-      : Number.NaN
+    : (parseIsoInstant(trimmed) ?? Number.NaN)
   return Number.isNaN(ms)
     ? Effect.fail(new BadInput({ message: `--${flag} ${JSON.stringify(text)} is not a date: use 2021-01-03, 2021-01-03T22:00:00Z or Unix milliseconds` }))
     : Effect.succeed(ms)

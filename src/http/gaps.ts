@@ -1,4 +1,4 @@
-import { Effect, Option, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { AppConfig } from "../config.ts"
 import { Gaps } from "../pipeline/gaps.ts"
 import { GapRepo, type GapStatus } from "../store/gap-repo.ts"
@@ -40,8 +40,13 @@ const QualityQuery = Schema.Struct({
 })
 
 
+/** `from` must come before `to`; without `to`, before now (the latest any default end can be). */
 const checkRange = (from: number | undefined, to: number | undefined) =>
-  from !== undefined && to !== undefined && from >= to ? Effect.fail(new BadRequest({ field: "from", message: "from must be before to" })) : Effect.void
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    from !== undefined && from >= (to ?? now)
+      ? Effect.fail(new BadRequest({ field: "from", message: to === undefined ? "from must be before now (to defaults to the stored history's end)" : "from must be before to" }))
+      : Effect.void
+  )
 
 const rangeOf = (body: typeof GapRangeBody.Type) =>
   Effect.gen(function* () {

@@ -10,7 +10,7 @@ const startedAt = Date.now()
 /** `GET /api/data/health` (always 200 while the process lives) and `GET /api/data/ready` (503 with the reason until it can serve). */
 export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readiness>) => {
   api.route(
-    { method: "get", path: "/api/data/health", tag: "service", summary: "Liveness: what the store runs on", access: "public", responses: { 200: "the database kind, versions and migration level" } },
+    { method: "get", path: "/api/data/health", tag: "service", summary: "Liveness: what the store runs on", access: "public", responses: { 200: "the database kind, flavour, versions and migration level (never where it is: this answer is public)" } },
     (_, c) =>
       Effect.map(DatabaseInfo, (info) =>
         c.json({
@@ -20,7 +20,6 @@ export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readi
           database: {
             kind: info.kind,
             flavour: info.flavour,
-            location: info.location,
             postgres_version: info.postgresVersion,
             timescaledb_version: info.timescaleVersion,
             migration_level: info.migrationLevel

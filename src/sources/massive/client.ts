@@ -17,6 +17,7 @@ import {
   type MassiveError,
   missingApiKey,
   redactSecret,
+  refusedNextUrl,
   timedOut,
   transportFailed,
   undecodable,
@@ -75,6 +76,23 @@ const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): st
   const path = `/v2/aggs/ticker/${ticker}/range/${multiplier}/${timespan}/${range.from}/${range.to - 1}`
   // limit counts the base bars scanned, so ask for the maximum.
   return `${baseUrl.replace(/\/+$/, "")}${path}?adjusted=true&sort=asc&limit=50000`
+}
+
+/**
+ * Why a `next_url` may not be followed with the key, or null when it may: it must name the host (and port) of
+ * MASSIVE_BASE_URL, over the same scheme.
+ */
+export const foreignNextUrl = (nextUrl: string, baseUrl: string): string | null => {
+  const base = new URL(baseUrl)
+  let next: URL
+  try {
+    next = new URL(nextUrl)
+  } catch {
+    return "next_url is not a URL"
+  }
+  if (next.host !== base.host) return `next_url points to another host, ${next.host} (the key is only sent to ${base.host})`
+  if (next.protocol !== base.protocol) return `next_url switches to ${next.protocol.slice(0, -1)} (the key is only sent over ${base.protocol.slice(0, -1)})`
+  return null
 }
 
 /** Added to the request timeout for how long a place may stay held when its finish is never recorded. */
@@ -151,6 +169,11 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
           excerpt: excerptOf(answer.body ?? "", secret)
         })
         if (apiKey === null || limiter === null) return yield* Effect.fail(missingApiKey(facts({ detail: "" })))
+        // The key goes only where it was meant to: a next_url on another host, or over another scheme, is refused unsent.
+        if ("nextUrl" in request) {
+          const foreign = foreignNextUrl(request.nextUrl, settings.baseUrl)
+          if (foreign !== null) return yield* Effect.fail(refusedNextUrl(facts({ detail: foreign })))
+        }
 
         const answer = yield* limiter.withPermit(send(url, apiKey)).pipe(
           Effect.mapError((error) => {
@@ -196,7 +219,8 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         if (page.status === "DELAYED") yield* noteDelayed
         return {
           candles: (page.results ?? []).map(wireBarToCandle),
-          requestId: page.request_id ?? null,
+          // Stored in fetch_log for every page: a vendor echoing part of the key must not put it there.
+          requestId: page.request_id ? redactSecret(page.request_id, secret) : null,
           nextUrl: page.next_url ?? null,
           status: answer.status
         } satisfies MassivePage

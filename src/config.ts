@@ -180,7 +180,9 @@ export const settings = Config.all({
     /** When set, every read (GET) needs it too (or API_TOKEN). */
     apiReadToken: Config.option(secret("API_READ_TOKEN", Schema.NonEmptyString, "a token")),
     /** Origins allowed to call the API from a browser: `*`, a comma-separated list, or `none`. */
-    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
+    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"])),
+    /** Every request is answered within this, upstream retries included (a 504 past it). */
+    requestTimeoutSeconds: setting("REQUEST_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
   }),
   broker: Config.all({
     token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),
@@ -226,6 +228,7 @@ export interface HttpSettings {
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
   readonly apiReadToken: Option.Option<Redacted.Redacted<string>>
   readonly corsOrigins: ReadonlyArray<string>
+  readonly requestTimeoutSeconds: number
 }
 
 export interface BrokerSettings {
@@ -341,7 +344,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
-    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"] },
+    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"], requestTimeoutSeconds: 30 },
     broker: {
       token: Option.none(),
       accounts: [],

@@ -66,7 +66,7 @@ export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings
     })
   )
 
-  const api: Api<HttpRequirements> = makeApi(app, run, makeAuthorizer(settings))
+  const api: Api<HttpRequirements> = makeApi(app, run, makeAuthorizer(settings), settings.requestTimeoutSeconds)
   healthRoutes(api)
   symbolRoutes(api)
   candleRoutes(api)

@@ -23,8 +23,21 @@ export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly me
 /** A feature that is off on this instance (broker comparison without MetaApi settings). */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string }> {}
 
+/** A POST body that does not say it is JSON (`Content-Type: application/json`). */
+export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType")<{ readonly message: string }> {}
+
+/** The request ran past REQUEST_TIMEOUT_SECONDS. */
+export class DeadlineExceeded extends Data.TaggedError("DeadlineExceeded")<{ readonly seconds: number }> {
+  override get message() {
+    return `no answer within ${this.seconds} s (REQUEST_TIMEOUT_SECONDS): try again later, or ask for less`
+  }
+}
+
+/** Too many jobs wait already; try again after `retryAfterSeconds`. */
+export class TooManyJobs extends Data.TaggedError("TooManyJobs")<{ readonly message: string; readonly retryAfterSeconds: number }> {}
+
 export interface ErrorAnswer {
-  readonly status: 400 | 401 | 404 | 500 | 502 | 503
+  readonly status: 400 | 401 | 404 | 415 | 429 | 500 | 502 | 503 | 504
   readonly body: Record<string, unknown>
   readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
@@ -51,7 +64,15 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof UnknownStreamSymbol) return { status: 404, body: { error: "not_found", field: "symbol", message: error.message, valid: error.known }, log: false }
     if (error instanceof BrokerOff) return { status: 503, body: { error: "broker_off", message: error.message }, log: false }
     if (error instanceof UnknownBrokerStream) return { status: 404, body: { error: "not_found", message: error.message }, log: false }
-    if (error instanceof BrokerFetchFailed) return { status: 502, body: { error: "broker_failed", message: error.message }, log: true }
+    if (error instanceof BrokerFetchFailed) {
+      // MetaApi's own reason either way; its silence past the timeout is a 504, anything else it said a 502.
+      return { status: error.cause._tag === "Timeout" ? 504 : 502, body: { error: "broker_failed", message: error.message }, log: true }
+    }
+    if (error instanceof UnsupportedMediaType) return { status: 415, body: { error: "unsupported_media_type", field: "body", message: error.message }, log: false }
+    if (error instanceof DeadlineExceeded) return { status: 504, body: { error: "timeout", message: error.message, request_id: requestId }, log: true }
+    if (error instanceof TooManyJobs) {
+      return { status: 429, body: { error: "too_many_jobs", message: error.message }, headers: { "Retry-After": String(error.retryAfterSeconds) }, log: false }
+    }
     if (error instanceof Unavailable) return { status: 503, body: { error: "unavailable", message: error.message }, log: false }
     if (error instanceof StreamRequestFailed || error instanceof StreamRequestError) {
       return { status: 503, body: { error: "stream_unavailable", message: error.message }, log: true }

@@ -10,6 +10,7 @@ import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntity, streamEntityId } from "./stream-entity.ts"
 import { describeError } from "../store/database-error.ts"
+import { withoutDeadline } from "../sources/deadline.ts"
 
 /** A sync asked for a symbol × timeframe the supervisor does not keep (not in STREAMS). */
 export class NotAStream extends Data.TaggedError("NotAStream")<{ readonly stream: string; readonly streams: ReadonlyArray<string> }> {
@@ -66,6 +67,8 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
           yield* events.publish({ type: "job", job: `${kind} ${id}`, at: yield* Clock.currentTimeMillis, detail: `${name}: ${outcome._tag === "Right" ? "succeeded" : `failed: ${describeError(outcome.left)}`}` })
         }).pipe(
           Effect.scoped,
+          // Started by a request, but nobody waits on it: the request's deadline does not apply.
+          withoutDeadline,
           // Stopped with the instance: say so, rather than leave the job `running` for ever.
           Effect.onInterrupt(() =>
             repo.finish(id, { status: "failed", result: null, error: "the instance stopped before the job finished: ask again" }).pipe(Effect.ignore)

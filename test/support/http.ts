@@ -57,6 +57,8 @@ export interface ApiHarness {
   readonly broker: MetaApiFake | null
   readonly bars: ReadonlyArray<Candle>
   readonly request: (path: string, init?: RequestInit) => Promise<Response>
+  /** The app's own fetch handler, to serve it on a real socket (Bun.serve) where connections matter. */
+  readonly fetch: (request: Request) => Response | Promise<Response>
   readonly runtime: ManagedRuntime.ManagedRuntime<any, unknown>
   readonly markReady: () => Promise<void>
   /** From now on the vendor takes two minutes to answer. */
@@ -122,6 +124,7 @@ export const startApi = async (
     broker,
     bars,
     request: (path, init) => Promise.resolve(app.request(path, init)),
+    fetch: (request) => app.fetch(request),
     runtime,
     markReady: () => runtime.runPromise(Readiness.use((r) => r.markRunning)),
     stallVendor: () => void (vendorStalls = true),

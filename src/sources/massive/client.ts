@@ -2,6 +2,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
 import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Ref, Schema, Stream } from "effect"
 import { vendorRequests, vendorRetries } from "../../metrics.ts"
+import { attemptTimeout, retryFits } from "../deadline.ts"
 import { firstIssue, parseJson, parseRetryAfter, type Answer } from "../http-answer.ts"
 import { AppConfig, massiveDelayMinutes, massiveRequestsPerMinute } from "../../config.ts"
 import type { Candle } from "../../domain/candle.ts"
@@ -146,12 +147,15 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
     }
 
     /** Headers and body, within the timeout; the limiter counts the request until its body is in. */
-    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | "timeout"> =>
+    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | { readonly timeout: number }> =>
       http.execute(HttpClientRequest.get(url).pipe(HttpClientRequest.bearerToken(key), HttpClientRequest.acceptJson)).pipe(
         Effect.flatMap((response) =>
           Effect.map(response.text, (body): Answer => ({ status: response.status, headers: response.headers, body }))
         ),
-        Effect.timeoutFail({ duration: timeoutMillis, onTimeout: () => "timeout" as const })
+        (answer) =>
+          Effect.flatMap(attemptTimeout(timeoutMillis), (millis) =>
+            answer.pipe(Effect.timeoutFail({ duration: millis, onTimeout: () => ({ timeout: millis }) as const }))
+          )
       )
 
     const fetchPage = (request: MassivePageRequest): Effect.Effect<MassivePage, MassiveError> =>
@@ -177,7 +181,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
 
         const answer = yield* limiter.withPermit(send(url, apiKey)).pipe(
           Effect.mapError((error) => {
-            if (error === "timeout") return timedOut(facts({ detail: `no complete answer within ${timeoutMillis} ms` }), timeoutMillis)
+            if ("timeout" in error) return timedOut(facts({ detail: `no complete answer within ${error.timeout} ms` }), error.timeout)
             if (error._tag === "RateBudgetUnavailable") return budgetUnavailable(facts({ detail: error.message }))
             const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "")
             const detail = `${error.reason}${cause === "" ? "" : `: ${cause}`}`
@@ -240,11 +244,16 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
             !isTransient(error) || retries + 1 >= massiveRetry.maxAttempts
               ? Effect.fail(error)
               : Effect.flatMap(retryDelay(retries, error), (delayMillis) =>
-                  Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
-                    Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
-                    Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "massive"))),
-                    Effect.zipRight(Effect.sleep(delayMillis)),
-                    Effect.zipRight(attempt(retries + 1))
+                  // A request waiting on this answer must get it, with the reason, before its deadline.
+                  Effect.flatMap(retryFits(delayMillis), (fits) =>
+                    !fits
+                      ? Effect.fail(error)
+                      : Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
+                          Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
+                          Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "massive"))),
+                          Effect.zipRight(Effect.sleep(delayMillis)),
+                          Effect.zipRight(attempt(retries + 1))
+                        )
                   )
                 )
           )

@@ -82,6 +82,8 @@ export const makeApi = <R>(
 ): Api<R> => {
   const routes: Array<RouteSpec> = []
   const deadlineMillis = Math.round(requestTimeoutSeconds * 1000)
+  // Outside-API clients stop a little sooner, so that their own failure (with the upstream's reason) answers first.
+  const innerDeadlineMillis = deadlineMillis - Math.min(250, Math.floor(deadlineMillis / 10))
   const route: Api<R>["route"] = (spec, handler) => {
     routes.push(spec as RouteSpec)
     app[spec.method](spec.path, async (c) => {
@@ -95,7 +97,7 @@ export const makeApi = <R>(
       // Every request has a deadline: outside-API clients fit their retries inside it (see sources/deadline.ts),
       // and whatever still runs at the deadline is cut off with a 504.
       const exit = await run(
-        withDeadline(deadlineMillis)(
+        withDeadline(innerDeadlineMillis)(
           Effect.timeoutFail(
             Effect.flatMap(input, (decoded) => handler(decoded as RouteInput<any, any, any>, c)),
             { duration: deadlineMillis, onTimeout: () => new DeadlineExceeded({ seconds: requestTimeoutSeconds }) }

@@ -260,6 +260,25 @@ const gapsReport = Command.make("report", gapOptions, (input) =>
   )
 ).pipe(Command.withDescription("Completeness per month: expected bars (calendar), present bars, gaps and rejected bars."))
 
+const gapsReset = Command.make(
+  "reset",
+  {
+    symbol: streamOptions.symbol,
+    timeframe: Options.text("timeframe").pipe(Options.optional, Options.withDescription("only this timeframe's gaps (default: every timeframe)"))
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const timeframe = Option.getOrNull(input.timeframe)
+      const stream = yield* checkStream({ symbol: input.symbol, timeframe: timeframe ?? "M1", from: Option.none(), to: Option.none() }, false).pipe(
+        Effect.tapError((bad) => summary({ command: "gaps reset", status: "failed", symbol: input.symbol, error: bad.message }))
+      )
+      const only = timeframe === null ? null : stream.timeframe
+      const reset = yield* withApp(Gaps.use((g) => g.resetAttempts(stream.symbol, only)))
+      yield* Console.log(`${reset} open ${stream.symbol} gap(s) whose GAP_FILL_MAX_ATTEMPTS were used up may be asked of the vendor again`)
+      yield* summary({ command: "gaps reset", status: "ok", symbol: stream.symbol, timeframe: only, reset })
+    })
+).pipe(Command.withDescription("Give open gaps whose fill attempts ran out (GAP_FILL_MAX_ATTEMPTS) their attempts back, e.g. after an outage."))
+
 const verifyCommand = Command.make(
   "verify",
   {
@@ -289,8 +308,8 @@ const verifyCommand = Command.make(
     })
 ).pipe(Command.withDescription("Compare every rollup bucket (M5…H1) with a fresh aggregation of the stored M1 bars; rebuild the ones that differ."))
 
-const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report (see --help)")).pipe(
-  Command.withSubcommands([gapsDetect, gapsFill, gapsReport])
+const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report | reset (see --help)")).pipe(
+  Command.withSubcommands([gapsDetect, gapsFill, gapsReport, gapsReset])
 )
 
 /** A number for the broker table: a few decimals, or "-" when there is none. */

@@ -3,7 +3,7 @@ import { Cause, Data, Option } from "effect"
 import { PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "../pipeline/backfill.ts"
 import { DerivedTimeframe } from "../pipeline/gaps.ts"
 import { BrokerFetchFailed, BrokerOff, UnknownBrokerStream } from "../pipeline/broker.ts"
-import { NotAStream } from "../supervisor/jobs.ts"
+import { JobsFull, NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
 import { StreamRequestFailed } from "../supervisor/stream-loop.ts"
 import { describeError } from "../store/database-error.ts"
@@ -32,9 +32,6 @@ export class DeadlineExceeded extends Data.TaggedError("DeadlineExceeded")<{ rea
     return `no answer within ${this.seconds} s (REQUEST_TIMEOUT_SECONDS): try again later, or ask for less`
   }
 }
-
-/** Too many jobs wait already; try again after `retryAfterSeconds`. */
-export class TooManyJobs extends Data.TaggedError("TooManyJobs")<{ readonly message: string; readonly retryAfterSeconds: number }> {}
 
 export interface ErrorAnswer {
   readonly status: 400 | 401 | 404 | 415 | 429 | 500 | 502 | 503 | 504
@@ -70,7 +67,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     }
     if (error instanceof UnsupportedMediaType) return { status: 415, body: { error: "unsupported_media_type", field: "body", message: error.message }, log: false }
     if (error instanceof DeadlineExceeded) return { status: 504, body: { error: "timeout", message: error.message, request_id: requestId }, log: true }
-    if (error instanceof TooManyJobs) {
+    if (error instanceof JobsFull) {
       return { status: 429, body: { error: "too_many_jobs", message: error.message }, headers: { "Retry-After": String(error.retryAfterSeconds) }, log: false }
     }
     if (error instanceof Unavailable) return { status: 503, body: { error: "unavailable", message: error.message }, log: false }

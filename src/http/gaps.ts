@@ -33,6 +33,11 @@ export const GapRangeBody = Schema.Struct({
   to: Schema.optional(Schema.Union(InstantMillis, Instant)).annotations({ description: "default: the watermark" })
 })
 
+const ResetBody = Schema.Struct({
+  symbol: Name,
+  timeframe: Schema.optional(Name).annotations({ description: "default: every timeframe" })
+})
+
 const QualityQuery = Schema.Struct({
   timeframe: Schema.optionalWith(Name, { default: () => "M1" }),
   from: Schema.optional(Instant),
@@ -124,15 +129,40 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       summary: "Ask the vendor again for the open gaps of a range; answered at once with a job",
       access: "write",
       body: GapRangeBody,
-      responses: { 202: "`{job:{id, status, url}}`", 400: "a bad body", 404: "unknown symbol or timeframe", 503: "no vendor key configured" }
+      responses: {
+        202: "`{job:{id, status, url}}`; `merged: true` when an identical fill was already queued or running (that job)",
+        400: "a bad body",
+        404: "unknown symbol or timeframe",
+        415: "the body is not application/json",
+        429: "JOBS_MAX_QUEUED jobs are unfinished (Retry-After)",
+        503: "no vendor key configured"
+      }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const range = yield* rangeOf(body)
         const config = yield* AppConfig
         if (Option.isNone(config.massive.apiKey)) return yield* new Unavailable({ message: "MASSIVE_API_KEY is not set: gaps cannot be asked of the vendor" })
-        const id = yield* Jobs.use((jobs) => jobs.fillGaps(range))
-        return c.json(accepted(id), 202)
+        const job = yield* Jobs.use((jobs) => jobs.fillGaps(range))
+        return c.json(accepted(job), 202)
+      })
+  )
+  api.route(
+    {
+      method: "post",
+      path: "/api/data/gaps/reset",
+      tag: "gaps",
+      summary: "Give open gaps whose fill attempts ran out (GAP_FILL_MAX_ATTEMPTS) their attempts back, e.g. after an outage",
+      access: "write",
+      body: ResetBody,
+      responses: { 200: "`{symbol, timeframe, reset}`: how many gaps may be asked again", 400: "a bad body", 404: "unknown symbol or timeframe", 415: "the body is not application/json" }
+    },
+    ({ body }, c) =>
+      Effect.gen(function* () {
+        const spec = yield* resolveSymbol(body.symbol)
+        const timeframe = body.timeframe === undefined ? null : yield* resolveTimeframe(body.timeframe)
+        const reset = yield* Gaps.use((g) => g.resetAttempts(spec.symbol, timeframe))
+        return c.json({ symbol: spec.symbol, timeframe, reset })
       })
   )
   api.route(

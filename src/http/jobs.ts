@@ -1,7 +1,7 @@
 import { Effect, Option, Schema } from "effect"
 import type { AppConfig } from "../config.ts"
 import type { Job } from "../store/job-repo.ts"
-import { Jobs } from "../supervisor/jobs.ts"
+import { Jobs, type Submitted } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { NotFound } from "./errors.ts"
 import { iso, Name, resolveStream } from "./params.ts"
@@ -30,8 +30,8 @@ export const renderJob = (job: Job) => ({
   finished_at: iso(job.finishedAt)
 })
 
-/** An accepted job: where to follow it. */
-export const accepted = (id: string) => ({ job: { id, status: "queued", url: `/api/data/jobs/${id}` } })
+/** An accepted job: where to follow it; `merged` when it is an identical job that was already queued or running. */
+export const accepted = (job: Submitted) => ({ job: { id: job.id, status: job.status, url: `/api/data/jobs/${job.id}`, ...(job.merged ? { merged: true } : {}) } })
 
 /** `POST /api/data/sync` (202 with a job, run by the stream's owner) and `GET /api/data/jobs/:id`. */
 export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
@@ -43,13 +43,13 @@ export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
       summary: "Sync a stream now (or, with full_sync, ask its whole history again); answered at once with a job",
       access: "write",
       body: SyncBody,
-      responses: { 202: "`{job:{id, status, url}}`", 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream" }
+      responses: { 202: "`{job:{id, status, url}}`; `merged: true` when an identical job was already queued or running (that job)", 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream", 415: "the body is not application/json", 429: "JOBS_MAX_QUEUED jobs are unfinished (Retry-After)" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(body.symbol, body.timeframe)
-        const id = yield* Jobs.use((jobs) => jobs.sync({ symbol: spec.symbol, timeframe }, body.full_sync))
-        return c.json(accepted(id), 202)
+        const job = yield* Jobs.use((jobs) => jobs.sync({ symbol: spec.symbol, timeframe }, body.full_sync))
+        return c.json(accepted(job), 202)
       })
   )
   api.route(

@@ -38,10 +38,10 @@ export const verifyRoutes = (api: Api<Jobs | AppConfig>) => {
         const from = body.from ?? 0
         const to = body.to ?? Date.now()
         if (from >= to) return yield* new BadRequest({ field: "from", message: "from must be before to" })
-        const id = yield* Jobs.use((jobs) =>
-          jobs.verify({ symbol: spec.symbol, timeframe: Option.fromNullable(timeframe as RollupTimeframe | undefined), from, to })
+        const job = yield* Jobs.use((jobs) =>
+          jobs.verify({ symbol: spec.symbol, timeframe: Option.fromNullable(timeframe as RollupTimeframe | undefined), from, to }, { from: body.from, to: body.to })
         )
-        return c.json(accepted(id), 202)
+        return c.json(accepted(job), 202)
       })
   )
 }

@@ -6,12 +6,17 @@ import { gapsInHole, type Gap } from "../domain/gaps.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
 import { GapRepo, type GapStatus, type StoredGap } from "../store/gap-repo.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
-import { isTransient } from "../sources/massive/errors.ts"
 import { Backfill, PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "./backfill.ts"
 
-/** A failure that asking again cannot mend (no use going on to the next gap); a transient one leaves it to the next. */
-const isPermanent = (error: unknown): boolean =>
-  error instanceof PlanLacksAsset || error instanceof UnknownStreamSymbol || (error instanceof StreamFetchFailed && !isTransient(error.cause))
+/**
+ * A failure every other gap would meet too — the key refused, the endpoint or symbol unknown, the plan without the
+ * asset — so a fill stops at once. One about a range (an answer that does not decode, history the plan does not
+ * cover) or a transient one leaves the next gap to be tried.
+ */
+const failsEveryGap = (error: unknown): boolean =>
+  error instanceof PlanLacksAsset ||
+  error instanceof UnknownStreamSymbol ||
+  (error instanceof StreamFetchFailed && (error.cause._tag === "Unauthorized" || error.cause._tag === "NotFound" || error.cause._tag === "UnknownSymbol"))
 
 /** Gaps and quality are judged on stored bars only, so a timeframe answered from M1's rollups has none of its own. */
 export class DerivedTimeframe extends Data.TaggedError("DerivedTimeframe")<{ readonly symbol: string; readonly timeframe: Timeframe }> {
@@ -151,9 +156,9 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
         for (const gap of open.filter((g) => g.attempts < config.gaps.maxAttempts)) {
           const result = yield* fillOne(gap, spec.instrumentClass, barMillis)
           if (result.outcome === "skipped") continue
-          // A refused key, a plan without the symbol, an answer that cannot be read: every other gap would get the
-          // same answer, so the fill stops here and fails with the vendor's reason.
-          if (result.outcome === "failed" && isPermanent(result.error)) return yield* Effect.fail(result.error)
+          // A refused key, an unknown endpoint or symbol: every other gap would get the same answer, so the fill
+          // stops here and fails with the vendor's reason.
+          if (result.outcome === "failed" && failsEveryGap(result.error)) return yield* Effect.fail(result.error)
           report.attempted += 1
           report.barsRecovered += result.recovered
           if (result.outcome === "filled") report.filled += 1

@@ -1,4 +1,5 @@
 import { Config, ConfigError, ConfigProvider, Context, Cron, Effect, Either, Layer, LogLevel, Option, ParseResult, Redacted, Schema } from "effect"
+import { parseIsoInstant } from "./domain/instant.ts"
 import { StreamList, type StreamKey } from "./domain/stream.ts"
 import { defaultSymbols, InstrumentClass, SymbolSpec } from "./domain/symbol.ts"
 
@@ -51,9 +52,8 @@ export const DatabaseFlavourSetting = Schema.Literal("auto", "timescale", "plain
 export type DatabaseFlavourSetting = typeof DatabaseFlavourSetting.Type
 /** A calendar date or an instant: `2021-01-03` or `2021-01-03T22:00:00Z`. */
 const Instant = Schema.String.pipe(
-  Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/),
-  Schema.filter((s) => !Number.isNaN(Date.parse(s))),
-  Schema.transform(Schema.Number, { strict: true, decode: (s) => Date.parse(s), encode: (ms) => new Date(ms).toISOString() })
+  Schema.filter((s) => parseIsoInstant(s) !== null),
+  Schema.transform(Schema.Number, { strict: true, decode: (s) => parseIsoInstant(s)!, encode: (ms) => new Date(ms).toISOString() })
 )
 
 /** `EURUSD=C:EURUSD/5/forex,BTCUSD=X:BTCUSD/2/crypto`: our symbol, the vendor's ticker, price digits, instrument class. */
@@ -162,7 +162,9 @@ export const settings = Config.all({
     runnerHost: setting("RUNNER_HOST", Schema.NonEmptyString, "a host name or address").pipe(Config.withDefault("127.0.0.1")),
     runnerPort: setting("RUNNER_PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(34431)),
     shardLockRefreshSeconds: setting("SHARD_LOCK_REFRESH_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
-    shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20))
+    shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20)),
+    /** Jobs (POSTed syncs, gap fills, verifies) queued or running at once, over every instance; beyond, a 429. */
+    jobsMaxQueued: setting("JOBS_MAX_QUEUED", PositiveInt, "a positive integer").pipe(Config.withDefault(20))
   }),
   gaps: Config.all({
     /** A hole is a gap when more than this many bars are missing inside an open session. */
@@ -180,7 +182,9 @@ export const settings = Config.all({
     /** When set, every read (GET) needs it too (or API_TOKEN). */
     apiReadToken: Config.option(secret("API_READ_TOKEN", Schema.NonEmptyString, "a token")),
     /** Origins allowed to call the API from a browser: `*`, a comma-separated list, or `none`. */
-    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
+    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"])),
+    /** Every request is answered within this, upstream retries included (a 504 past it). */
+    requestTimeoutSeconds: setting("REQUEST_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
   }),
   broker: Config.all({
     token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),
@@ -226,6 +230,7 @@ export interface HttpSettings {
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
   readonly apiReadToken: Option.Option<Redacted.Redacted<string>>
   readonly corsOrigins: ReadonlyArray<string>
+  readonly requestTimeoutSeconds: number
 }
 
 export interface BrokerSettings {
@@ -275,6 +280,7 @@ export interface SupervisorSettings {
   readonly runnerPort: number
   readonly shardLockRefreshSeconds: number
   readonly shardLockExpirationSeconds: number
+  readonly jobsMaxQueued: number
 }
 
 /** The streams to keep: STREAMS, else every configured symbol at M1. */
@@ -337,11 +343,12 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       runnerHost: "127.0.0.1",
       runnerPort: 34431,
       shardLockRefreshSeconds: 5,
-      shardLockExpirationSeconds: 20
+      shardLockExpirationSeconds: 20,
+      jobsMaxQueued: 20
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
-    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"] },
+    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"], requestTimeoutSeconds: 30 },
     broker: {
       token: Option.none(),
       accounts: [],

@@ -7,6 +7,7 @@ import { appLayer, type AppServices } from "./app-layer.ts"
 import { versionLine } from "./build-info.ts"
 import { healthcheckCommand } from "./cli/healthcheck.ts"
 import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
+import { parseIsoInstant } from "./domain/instant.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
@@ -83,9 +84,7 @@ const parseInstant = (flag: string, text: string): Effect.Effect<number, BadInpu
   const trimmed = text.trim()
   const ms = /^\d{10,}$/.test(trimmed)
     ? Number(trimmed)
-    : /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(trimmed)
-      ? Date.parse(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed)
-      : Number.NaN
+    : (parseIsoInstant(trimmed) ?? Number.NaN)
   return Number.isNaN(ms)
     ? Effect.fail(new BadInput({ message: `--${flag} ${JSON.stringify(text)} is not a date: use 2021-01-03, 2021-01-03T22:00:00Z or Unix milliseconds` }))
     : Effect.succeed(ms)
@@ -263,6 +262,25 @@ const gapsReport = Command.make("report", gapOptions, (input) =>
   )
 ).pipe(Command.withDescription("Completeness per month: expected bars (calendar), present bars, gaps and rejected bars."))
 
+const gapsReset = Command.make(
+  "reset",
+  {
+    symbol: streamOptions.symbol,
+    timeframe: Options.text("timeframe").pipe(Options.optional, Options.withDescription("only this timeframe's gaps (default: every timeframe)"))
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const timeframe = Option.getOrNull(input.timeframe)
+      const stream = yield* checkStream({ symbol: input.symbol, timeframe: timeframe ?? "M1", from: Option.none(), to: Option.none() }, false).pipe(
+        Effect.tapError((bad) => summary({ command: "gaps reset", status: "failed", symbol: input.symbol, error: bad.message }))
+      )
+      const only = timeframe === null ? null : stream.timeframe
+      const reset = yield* withApp(Gaps.use((g) => g.resetAttempts(stream.symbol, only)))
+      yield* Console.log(`${reset} open ${stream.symbol} gap(s) whose GAP_FILL_MAX_ATTEMPTS were used up may be asked of the vendor again`)
+      yield* summary({ command: "gaps reset", status: "ok", symbol: stream.symbol, timeframe: only, reset })
+    })
+).pipe(Command.withDescription("Give open gaps whose fill attempts ran out (GAP_FILL_MAX_ATTEMPTS) their attempts back, e.g. after an outage."))
+
 const verifyCommand = Command.make(
   "verify",
   {
@@ -292,8 +310,8 @@ const verifyCommand = Command.make(
     })
 ).pipe(Command.withDescription("Compare every rollup bucket (M5…H1) with a fresh aggregation of the stored M1 bars; rebuild the ones that differ."))
 
-const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report (see --help)")).pipe(
-  Command.withSubcommands([gapsDetect, gapsFill, gapsReport])
+const gapsRoot = Command.make("gaps", {}, () => Console.log("use gaps detect | fill | report | reset (see --help)")).pipe(
+  Command.withSubcommands([gapsDetect, gapsFill, gapsReport, gapsReset])
 )
 
 /** A number for the broker table: a few decimals, or "-" when there is none. */

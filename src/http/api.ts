@@ -1,7 +1,8 @@
 import { Cause, Effect, Exit, ParseResult, Schema } from "effect"
 import type { Context, Hono } from "hono"
+import { withDeadline } from "../sources/deadline.ts"
 import { answer, ErrorAnswer, type Answer } from "./contract.ts"
-import { BadRequest, errorAnswer, Unauthorized } from "./errors.ts"
+import { BadRequest, DeadlineExceeded, errorAnswer, Unauthorized, UnsupportedMediaType } from "./errors.ts"
 import type { RunEffect } from "./run-effect.ts"
 
 /** Who may call a route when tokens are configured: anyone, readers (API_READ_TOKEN), or writers (API_TOKEN). */
@@ -48,10 +49,20 @@ const decode = <A>(where: "query" | "params" | "body", schema: Schema.Schema<A, 
     ? Effect.succeed(undefined as A)
     : Effect.mapError(Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "ignore" })(input), (e) => badRequest(where, e))
 
-/** A JSON body, or `{}` when there is none; anything else that is not JSON is a 400 on `body`. */
-const readBody = (c: Context) =>
-  Effect.flatMap(
-    Effect.tryPromise({ try: () => c.req.text(), catch: () => new BadRequest({ field: "body", message: "the request body could not be read" }) }),
+/** `application/json`, with or without parameters (`; charset=utf-8`). */
+const isJson = (contentType: string | undefined) => contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType.trim())
+
+/**
+ * A JSON body, or `{}` when there is none; anything else that is not JSON is a 400 on `body`. It must say it is
+ * JSON: a web page may send `text/plain` or a form to any site without asking, but not `application/json`.
+ */
+const readBody = (c: Context): Effect.Effect<unknown, BadRequest | UnsupportedMediaType> =>
+  Effect.flatMap<string, BadRequest | UnsupportedMediaType, never, unknown, BadRequest, never>(
+    isJson(c.req.header("content-type"))
+      ? Effect.tryPromise({ try: () => c.req.text(), catch: () => new BadRequest({ field: "body", message: "the request body could not be read" }) })
+      : Effect.fail(
+          new UnsupportedMediaType({ message: `POST bodies must be JSON with Content-Type: application/json, got ${JSON.stringify(c.req.header("content-type") ?? "none").slice(0, 80)}` })
+        ),
     (text) =>
       text.trim() === ""
         ? Effect.succeed({})
@@ -68,8 +79,16 @@ export interface Api<R> {
   ) => void
 }
 
-export const makeApi = <R>(app: Hono, run: RunEffect<R>, authorize: (access: Access, authorization: string | undefined) => string | null): Api<R> => {
+export const makeApi = <R>(
+  app: Hono,
+  run: RunEffect<R>,
+  authorize: (access: Access, authorization: string | undefined) => string | null,
+  requestTimeoutSeconds: number
+): Api<R> => {
   const routes: Array<RouteSpec> = []
+  const deadlineMillis = Math.round(requestTimeoutSeconds * 1000)
+  // Outside-API clients stop a little sooner, so that their own failure (with the upstream's reason) answers first.
+  const innerDeadlineMillis = deadlineMillis - Math.min(250, Math.floor(deadlineMillis / 10))
   const route: Api<R>["route"] = (spec, handler) => {
     routes.push(spec as RouteSpec)
     app[spec.method](spec.path, async (c) => {
@@ -80,9 +99,22 @@ export const makeApi = <R>(app: Hono, run: RunEffect<R>, authorize: (access: Acc
         params: decode("params", spec.params, c.req.param()),
         body: spec.body === undefined ? Effect.succeed(undefined) : Effect.flatMap(readBody(c), (body) => decode("body", spec.body, body))
       })
-      const exit = await run(Effect.flatMap(input, (decoded) => handler(decoded as RouteInput<any, any, any>, c)))
-      if (Exit.isSuccess(exit)) return exit.value
-      return answerFailure(c, exit.cause, run)
+      // Every request has a deadline: outside-API clients fit their retries inside it (see sources/deadline.ts),
+      // and whatever still runs at the deadline is cut off with a 504.
+      const exit = await run(
+        withDeadline(innerDeadlineMillis)(
+          Effect.timeoutFail(
+            Effect.flatMap(input, (decoded) => handler(decoded as RouteInput<any, any, any>, c)),
+            { duration: deadlineMillis, onTimeout: () => new DeadlineExceeded({ seconds: requestTimeoutSeconds }) }
+          )
+        )
+      )
+      if (Exit.isFailure(exit)) return answerFailure(c, exit.cause, run)
+      if (c.req.method !== "HEAD") return exit.value
+      // HEAD is answered with the GET's headers only: a body that was started (an event stream, a CSV page) is
+      // cancelled now, which ends whatever feeds it, instead of running on for a client that will never read it.
+      await exit.value.body?.cancel().catch(() => undefined)
+      return new Response(null, { status: exit.value.status, headers: exit.value.headers })
     })
   }
   return { routes, route }

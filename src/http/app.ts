@@ -29,6 +29,8 @@ import type { Readiness } from "../supervisor/readiness.ts"
 export type HttpRequirements = AppServices | Jobs | Readiness
 
 export const maxBodyBytes = 64 * 1024
+/** Hono's request-id middleware also refuses any character outside letters, digits, `_`, `-` and `=`. */
+export const maxRequestIdLength = 64
 
 /**
  * The whole HTTP surface: request ids, logs and metrics, CORS, gzip, a body cap, then every route file.
@@ -36,7 +38,8 @@ export const maxBodyBytes = 64 * 1024
  */
 export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings, version: string) => {
   const app = new Hono()
-  app.use(requestId({ generator: () => crypto.randomUUID() }))
+  // A client's own id is kept only when it is a short token of safe characters; anything else gets a fresh one.
+  app.use(requestId({ limitLength: maxRequestIdLength, generator: () => crypto.randomUUID() }))
   app.use(async (c, next) => {
     const started = performance.now()
     await next()
@@ -65,7 +68,7 @@ export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings
     })
   )
 
-  const api: Api<HttpRequirements> = makeApi(app, run, makeAuthorizer(settings))
+  const api: Api<HttpRequirements> = makeApi(app, run, makeAuthorizer(settings), settings.requestTimeoutSeconds)
   healthRoutes(api)
   symbolRoutes(api)
   candleRoutes(api)

@@ -56,7 +56,7 @@ export const answer = <A, I>(
 export const ErrorBody = Schema.Struct({
   error: Schema.String.annotations({
     description:
-      "what went wrong, for a program: bad_request, not_found, unauthorized, conflict, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, internal"
+      "what went wrong, for a program: bad_request, not_found, unauthorized, conflict, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, unsupported_media_type, too_many_jobs, timeout, internal"
   }),
   field: Schema.optional(Schema.String.annotations({ description: "the parameter or body field at fault" })),
   message: Schema.String.annotations({ description: "what went wrong, for a person" }),
@@ -119,18 +119,17 @@ export const Health = Schema.Struct({
   database: Schema.Struct({
     kind: Schema.Literal("embedded", "server"),
     flavour: Schema.Literal("timescale", "plain"),
-    location: Schema.String.annotations({ description: "the data directory, or the server URL without its password" }),
     postgres_version: Schema.String,
     timescaledb_version: Schema.NullOr(Schema.String),
     migration_level: Schema.String
   })
 }).annotations({ identifier: "Health" })
 
-export const HealthAnswer = json(Health, "the database kind, versions and migration level", {
+export const HealthAnswer = json(Health, "the database kind, flavour, versions and migration level (never where it is: this answer is public)", {
   status: "ok",
   service: "candlekeep",
   uptime_s: 3600,
-  database: { kind: "embedded", flavour: "timescale", location: "./data", postgres_version: "17.5", timescaledb_version: "2.23.0", migration_level: "0009_jobs" }
+  database: { kind: "embedded", flavour: "timescale", postgres_version: "17.5", timescaledb_version: "2.23.0", migration_level: "0009_jobs" }
 })
 
 export const Ready = Schema.Struct({
@@ -255,8 +254,9 @@ const JobStatus = Schema.Literal("queued", "running", "succeeded", "failed")
 export const JobAccepted = Schema.Struct({
   job: Schema.Struct({
     id: Schema.UUID,
-    status: Schema.Literal("queued"),
-    url: Schema.String.annotations({ description: "GET it to follow the job" })
+    status: JobStatus.annotations({ description: "queued for a new job; an identical unfinished job's own status when merged" }),
+    url: Schema.String.annotations({ description: "GET it to follow the job" }),
+    merged: Schema.optional(Schema.Literal(true).annotations({ description: "an identical job (same kind, stream and arguments) was already queued or running: this is that job" }))
   })
 }).annotations({ identifier: "JobAccepted" })
 
@@ -265,6 +265,14 @@ const exampleJobId = "3f9a1c2e-7b4d-4e8f-9a6b-1c2d3e4f5a6b"
 export const JobAcceptedAnswer = json(JobAccepted, "accepted: where to follow the job", {
   job: { id: exampleJobId, status: "queued", url: `/api/data/jobs/${exampleJobId}` }
 })
+
+export const GapsReset = Schema.Struct({
+  symbol: Schema.String,
+  timeframe: Schema.NullOr(Schema.String).annotations({ description: "null: every timeframe of the symbol" }),
+  reset: Count.annotations({ description: "how many open gaps got their fill attempts back" })
+}).annotations({ identifier: "GapsReset" })
+
+export const GapsResetAnswer = json(GapsReset, "the gaps that may be asked again", { symbol: "EURUSD", timeframe: "M1", reset: 3 })
 
 export const RetryAccepted = Schema.Struct({
   stream: Schema.String.annotations({ description: "SYMBOL:TIMEFRAME" }),

@@ -3,7 +3,7 @@ import { Cause, Data, Option } from "effect"
 import { PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "../pipeline/backfill.ts"
 import { DerivedTimeframe } from "../pipeline/gaps.ts"
 import { BrokerFetchFailed, BrokerOff, UnknownBrokerStream } from "../pipeline/broker.ts"
-import { NotAStream } from "../supervisor/jobs.ts"
+import { JobsFull, NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
 import { StreamRequestFailed } from "../supervisor/stream-loop.ts"
 import { describeError } from "../store/database-error.ts"
@@ -27,8 +27,18 @@ export class Conflict extends Data.TaggedError("Conflict")<{ readonly field: str
 /** A feature that is off on this instance (broker comparison without MetaApi settings). */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string }> {}
 
+/** A POST body that does not say it is JSON (`Content-Type: application/json`). */
+export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType")<{ readonly message: string }> {}
+
+/** The request ran past REQUEST_TIMEOUT_SECONDS. */
+export class DeadlineExceeded extends Data.TaggedError("DeadlineExceeded")<{ readonly seconds: number }> {
+  override get message() {
+    return `no answer within ${this.seconds} s (REQUEST_TIMEOUT_SECONDS): try again later, or ask for less`
+  }
+}
+
 export interface ErrorAnswer {
-  readonly status: 400 | 401 | 404 | 409 | 500 | 502 | 503
+  readonly status: 400 | 401 | 404 | 409 | 415 | 429 | 500 | 502 | 503 | 504
   readonly body: ErrorBody
   readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
@@ -56,7 +66,15 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof UnknownStreamSymbol) return { status: 404, body: { error: "not_found", field: "symbol", message: error.message, valid: error.known }, log: false }
     if (error instanceof BrokerOff) return { status: 503, body: { error: "broker_off", message: error.message }, log: false }
     if (error instanceof UnknownBrokerStream) return { status: 404, body: { error: "not_found", message: error.message }, log: false }
-    if (error instanceof BrokerFetchFailed) return { status: 502, body: { error: "broker_failed", message: error.message }, log: true }
+    if (error instanceof BrokerFetchFailed) {
+      // MetaApi's own reason either way; its silence past the timeout is a 504, anything else it said a 502.
+      return { status: error.cause._tag === "Timeout" ? 504 : 502, body: { error: "broker_failed", message: error.message }, log: true }
+    }
+    if (error instanceof UnsupportedMediaType) return { status: 415, body: { error: "unsupported_media_type", field: "body", message: error.message }, log: false }
+    if (error instanceof DeadlineExceeded) return { status: 504, body: { error: "timeout", message: error.message, request_id: requestId }, log: true }
+    if (error instanceof JobsFull) {
+      return { status: 429, body: { error: "too_many_jobs", message: error.message }, headers: { "Retry-After": String(error.retryAfterSeconds) }, log: false }
+    }
     if (error instanceof Unavailable) return { status: 503, body: { error: "unavailable", message: error.message }, log: false }
     if (error instanceof StreamRequestFailed || error instanceof StreamRequestError) {
       return { status: 503, body: { error: "stream_unavailable", message: error.message }, log: true }

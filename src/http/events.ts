@@ -28,6 +28,8 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
     },
     ({ query }, c) =>
       Effect.gen(function* () {
+        // HEAD: the headers of an event stream, and no subscription behind them (nobody will ever read it).
+        if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" })
         const events = yield* StreamEvents
         // Subscribed before the answer starts, so nothing published after the request arrives is missed; the
         // subscription lives in its own scope, closed when the client goes away.

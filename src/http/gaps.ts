@@ -1,4 +1,4 @@
-import { Effect, Option, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { AppConfig } from "../config.ts"
 import { Gaps } from "../pipeline/gaps.ts"
 import { GapRepo, type GapStatus } from "../store/gap-repo.ts"
@@ -6,7 +6,7 @@ import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
-import { answer, GapsAnswer, GapsDetectedAnswer, JobAcceptedAnswer, QualityAnswer } from "./contract.ts"
+import { answer, GapsAnswer, GapsDetectedAnswer, GapsResetAnswer, JobAcceptedAnswer, QualityAnswer } from "./contract.ts"
 import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe, TimeframeName } from "./params.ts"
 
 const gapStatuses: ReadonlyArray<GapStatus> = ["detected", "filling", "filled", "partially_filled", "unfillable"]
@@ -34,6 +34,11 @@ export const GapRangeBody = Schema.Struct({
   to: Schema.optional(Schema.Union(InstantMillis, Instant)).annotations({ description: "default: the watermark" })
 })
 
+const ResetBody = Schema.Struct({
+  symbol: Name,
+  timeframe: Schema.optional(Name).annotations({ description: "default: every timeframe" })
+})
+
 const QualityQuery = Schema.Struct({
   timeframe: Schema.optionalWith(TimeframeName, { default: () => "M1" }),
   from: Schema.optional(Instant),
@@ -41,8 +46,13 @@ const QualityQuery = Schema.Struct({
 })
 
 
+/** `from` must come before `to`; without `to`, before now (the latest any default end can be). */
 const checkRange = (from: number | undefined, to: number | undefined) =>
-  from !== undefined && to !== undefined && from >= to ? Effect.fail(new BadRequest({ field: "from", message: "from must be before to" })) : Effect.void
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    from !== undefined && from >= (to ?? now)
+      ? Effect.fail(new BadRequest({ field: "from", message: to === undefined ? "from must be before now (to defaults to the stored history's end)" : "from must be before to" }))
+      : Effect.void
+  )
 
 const rangeOf = (body: typeof GapRangeBody.Type) =>
   Effect.gen(function* () {
@@ -120,15 +130,33 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       summary: "Ask the vendor again for the open gaps of a range; answered at once with a job",
       access: "write",
       body: GapRangeBody,
-      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol or timeframe", 503: "no vendor key configured" }
+      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol or timeframe", 429: "JOBS_MAX_QUEUED jobs are unfinished (Retry-After)", 503: "no vendor key configured" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const range = yield* rangeOf(body)
         const config = yield* AppConfig
         if (Option.isNone(config.massive.apiKey)) return yield* new Unavailable({ message: "MASSIVE_API_KEY is not set: gaps cannot be asked of the vendor" })
-        const id = yield* Jobs.use((jobs) => jobs.fillGaps(range))
-        return answer(c, JobAcceptedAnswer, accepted(id), 202)
+        const job = yield* Jobs.use((jobs) => jobs.fillGaps(range))
+        return answer(c, JobAcceptedAnswer, accepted(job), 202)
+      })
+  )
+  api.route(
+    {
+      method: "post",
+      path: "/api/data/gaps/reset",
+      tag: "gaps",
+      summary: "Give open gaps whose fill attempts ran out (GAP_FILL_MAX_ATTEMPTS) their attempts back, e.g. after an outage",
+      access: "write",
+      body: ResetBody,
+      responses: { 200: GapsResetAnswer, 400: "a bad body", 404: "unknown symbol or timeframe" }
+    },
+    ({ body }, c) =>
+      Effect.gen(function* () {
+        const spec = yield* resolveSymbol(body.symbol)
+        const timeframe = body.timeframe === undefined ? null : yield* resolveTimeframe(body.timeframe)
+        const reset = yield* Gaps.use((g) => g.resetAttempts(spec.symbol, timeframe))
+        return answer(c, GapsResetAnswer, { symbol: spec.symbol, timeframe, reset })
       })
   )
   api.route(

@@ -21,7 +21,6 @@ export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readi
           database: {
             kind: info.kind,
             flavour: info.flavour,
-            location: info.location,
             postgres_version: info.postgresVersion,
             timescaledb_version: info.timescaleVersion,
             migration_level: info.migrationLevel

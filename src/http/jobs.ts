@@ -1,7 +1,7 @@
 import { Effect, Option, Schema } from "effect"
 import type { AppConfig } from "../config.ts"
 import type { Job } from "../store/job-repo.ts"
-import { Jobs } from "../supervisor/jobs.ts"
+import { Jobs, type Submitted } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { NotFound } from "./errors.ts"
 import { answer, JobAcceptedAnswer, JobAnswer } from "./contract.ts"
@@ -31,8 +31,8 @@ export const renderJob = (job: Job) => ({
   finished_at: iso(job.finishedAt)
 })
 
-/** An accepted job: where to follow it. */
-export const accepted = (id: string) => ({ job: { id, status: "queued" as const, url: `/api/data/jobs/${id}` } })
+/** An accepted job: where to follow it; `merged` when it is an identical job that was already queued or running. */
+export const accepted = (job: Submitted) => ({ job: { id: job.id, status: job.status, url: `/api/data/jobs/${job.id}`, ...(job.merged ? { merged: true as const } : {}) } })
 
 /** `POST /api/data/sync` (202 with a job, run by the stream's owner) and `GET /api/data/jobs/:id`. */
 export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
@@ -44,13 +44,13 @@ export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
       summary: "Sync a stream now (or, with full_sync, ask its whole history again); answered at once with a job",
       access: "write",
       body: SyncBody,
-      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream" }
+      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream", 429: "JOBS_MAX_QUEUED jobs are unfinished (Retry-After)" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(body.symbol, body.timeframe)
-        const id = yield* Jobs.use((jobs) => jobs.sync({ symbol: spec.symbol, timeframe }, body.full_sync))
-        return answer(c, JobAcceptedAnswer, accepted(id), 202)
+        const job = yield* Jobs.use((jobs) => jobs.sync({ symbol: spec.symbol, timeframe }, body.full_sync))
+        return answer(c, JobAcceptedAnswer, accepted(job), 202)
       })
   )
   api.route(

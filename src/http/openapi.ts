@@ -21,9 +21,10 @@ const defaultsOf = (schema: Schema.Schema<any, any>): Readonly<Record<string, un
 const impliedErrors = (route: RouteSpec, tokens: boolean): Readonly<Record<number, string>> => ({
   ...(route.query !== undefined || route.params !== undefined || route.body !== undefined ? { 400: "a parameter or the body does not decode: `field` names it" } : {}),
   ...(tokens && route.access !== "public" ? { 401: "no valid bearer token for this route" } : {}),
-  ...(route.body !== undefined ? { 413: "the body is over the size limit" } : {}),
+  ...(route.body !== undefined ? { 413: "the body is over the size limit", 415: "the body is not `Content-Type: application/json`" } : {}),
   500: "unexpected: logged with the answer's `request_id`",
-  503: "the database does not answer, or the service is stopping"
+  503: "the database does not answer, or the service is stopping",
+  504: "no answer within REQUEST_TIMEOUT_SECONDS (an upstream that keeps failing answers 502 with its reason first)"
 })
 
 /**

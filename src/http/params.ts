@@ -1,10 +1,9 @@
 import { Effect, ParseResult, Schema } from "effect"
 import { AppConfig } from "../config.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
+import { parseIsoInstant } from "../domain/instant.ts"
 import { Timeframe } from "../domain/timeframe.ts"
 import { NotFound } from "./errors.ts"
-
-const isoInstant = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/
 
 /** The era an instant may name: market history, not the ±275,760 years a Date holds (which the database refuses, and the calendar maths would walk for minutes). */
 export const earliestInstant = Date.parse("1970-01-01T00:00:00Z")
@@ -21,12 +20,8 @@ export const Instant = Schema.transformOrFail(Schema.String, Schema.Number, {
   strict: true,
   decode: (text, _, ast) => {
     const trimmed = text.trim()
-    const ms = /^-?\d{1,16}$/.test(trimmed)
-      ? Number(trimmed)
-      : isoInstant.test(trimmed)
-        ? // A date alone, or a time without a zone, is UTC.
-          Date.parse(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : /(Z|[+-]\d{2}:\d{2})$/.test(trimmed) ? trimmed : `${trimmed}Z`)
-        : Number.NaN
+    // A date alone, or a time without a zone, is UTC; an impossible date (2021-02-30) is no instant.
+    const ms = /^-?\d{1,16}$/.test(trimmed) ? Number(trimmed) : (parseIsoInstant(trimmed) ?? Number.NaN)
     return Number.isFinite(ms) && inEra(ms)
       ? ParseResult.succeed(ms)
       : ParseResult.fail(

@@ -39,10 +39,10 @@ export const verifyRoutes = (api: Api<Jobs | AppConfig>) => {
         const from = body.from ?? 0
         const to = body.to ?? Date.now()
         if (from >= to) return yield* new BadRequest({ field: "from", message: "from must be before to" })
-        const id = yield* Jobs.use((jobs) =>
-          jobs.verify({ symbol: spec.symbol, timeframe: Option.fromNullable(timeframe as RollupTimeframe | undefined), from, to })
+        const job = yield* Jobs.use((jobs) =>
+          jobs.verify({ symbol: spec.symbol, timeframe: Option.fromNullable(timeframe as RollupTimeframe | undefined), from, to }, { from: body.from, to: body.to })
         )
-        return answer(c, JobAcceptedAnswer, accepted(id), 202)
+        return answer(c, JobAcceptedAnswer, accepted(job), 202)
       })
   )
 }

@@ -6,7 +6,17 @@ import { gapsInHole, type Gap } from "../domain/gaps.ts"
 import { floorTo, timeframeMillis, type Timeframe } from "../domain/timeframe.ts"
 import { GapRepo, type GapStatus, type StoredGap } from "../store/gap-repo.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
-import { Backfill } from "./backfill.ts"
+import { Backfill, PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol } from "./backfill.ts"
+
+/**
+ * A failure every other gap would meet too — the key refused, the endpoint or symbol unknown, the plan without the
+ * asset — so a fill stops at once. One about a range (an answer that does not decode, history the plan does not
+ * cover) or a transient one leaves the next gap to be tried.
+ */
+const failsEveryGap = (error: unknown): boolean =>
+  error instanceof PlanLacksAsset ||
+  error instanceof UnknownStreamSymbol ||
+  (error instanceof StreamFetchFailed && (error.cause._tag === "Unauthorized" || error.cause._tag === "NotFound" || error.cause._tag === "UnknownSymbol"))
 
 /** Gaps and quality are judged on stored bars only, so a timeframe answered from M1's rollups has none of its own. */
 export class DerivedTimeframe extends Data.TaggedError("DerivedTimeframe")<{ readonly symbol: string; readonly timeframe: Timeframe }> {
@@ -105,7 +115,8 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
 
     const fillOne = (gap: StoredGap, instrumentClass: Parameters<typeof gapsInHole>[0], barMillis: number) =>
       Effect.gen(function* () {
-        yield* repo.setStatus(gap.id, "filling")
+        // Another fill has it, or its attempts ran out meanwhile: leave it.
+        if (!(yield* repo.claim(gap.id, config.gaps.maxAttempts))) return { outcome: "skipped" as const, recovered: 0 }
         const asked = yield* Effect.either(
           backfill.run({ symbol: gap.symbol, timeframe: gap.timeframe, from: gap.start, to: gap.end + barMillis, purpose: "gap_fill", refetch: true })
         )
@@ -115,7 +126,7 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
           // the reason; once its attempts reach GAP_FILL_MAX_ATTEMPTS, `fill` leaves it alone.
           const status: GapStatus = gap.status === "partially_filled" ? "partially_filled" : "detected"
           yield* repo.settle(gap.id, { status, remaining: null, evidence: { at, error: asked.left.message } })
-          return { outcome: "failed" as const, recovered: 0 }
+          return { outcome: "failed" as const, recovered: 0, error: asked.left }
         }
         const remaining = yield* stillMissing(gap, instrumentClass, barMillis)
         const missing = remaining.reduce((n, g) => n + g.missingBars, 0)
@@ -144,6 +155,10 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
         const report = { attempted: 0, filled: 0, partiallyFilled: 0, unfillable: 0, failed: 0, barsRecovered: 0 }
         for (const gap of open.filter((g) => g.attempts < config.gaps.maxAttempts)) {
           const result = yield* fillOne(gap, spec.instrumentClass, barMillis)
+          if (result.outcome === "skipped") continue
+          // A refused key, an unknown endpoint or symbol: every other gap would get the same answer, so the fill
+          // stops here and fails with the vendor's reason.
+          if (result.outcome === "failed" && failsEveryGap(result.error)) return yield* Effect.fail(result.error)
           report.attempted += 1
           report.barsRecovered += result.recovered
           if (result.outcome === "filled") report.filled += 1
@@ -197,6 +212,10 @@ export class Gaps extends Effect.Service<Gaps>()("Pipeline/Gaps", {
         return { symbol: range.symbol, timeframe: range.timeframe, from, to, months }
       }).pipe(Effect.withSpan("Gaps.report"))
 
-    return { detect, fill, report } as const
+    /** Gives the open gaps whose attempts ran out (GAP_FILL_MAX_ATTEMPTS) their attempts back, e.g. after an outage; returns how many. */
+    const resetAttempts = (symbol: string, timeframe: Timeframe | null) =>
+      Effect.flatMap(backfill.specFor(symbol), (spec) => repo.resetAttempts(spec.symbol, timeframe, config.gaps.maxAttempts))
+
+    return { detect, fill, report, resetAttempts } as const
   })
 }) {}

@@ -90,12 +90,31 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
         )
       )
 
-    const setStatus = (id: number, status: GapStatus) =>
-      sql`UPDATE data_gaps SET status = ${status}, updated_at = now() WHERE id = ${id}`.pipe(Effect.asVoid)
+    /** How long a gap may stay `filling` before another fill may take it over (its filler died). */
+    const abandonedFillMinutes = 15
 
-    /** After an attempt: the new status, what is still missing, and why (the fetch_log rows, the vendor's words). */
+    /**
+     * Takes a gap for one attempt, counting it: true when taken. Refused once its attempts reach `maxAttempts`, or
+     * while another fill has it, so two fills at once (other instances, overlapping ranges) never push it past the cap.
+     */
+    const claim = (id: number, maxAttempts: number) =>
+      sql<{ id: number }>`UPDATE data_gaps SET status = 'filling', attempts = attempts + 1, last_attempt_at = now(), updated_at = now()
+          WHERE id = ${id} AND attempts < ${maxAttempts} AND status IN ('detected', 'partially_filled', 'filling')
+            AND (status <> 'filling' OR last_attempt_at IS NULL OR last_attempt_at < now() - ${abandonedFillMinutes} * INTERVAL '1 minute')
+          RETURNING id::int AS id`.pipe(Effect.map((rows) => rows.length > 0))
+
+    /** Open gaps whose attempts are used up get them back (after an outage was fixed); returns how many. */
+    const resetAttempts = (symbol: string, timeframe: Timeframe | null, maxAttempts: number) =>
+      sql<{ n: number }>`WITH reset AS (
+          UPDATE data_gaps SET attempts = 0, status = CASE WHEN status = 'filling' THEN 'detected' ELSE status END, updated_at = now()
+          WHERE symbol = ${symbol} ${timeframe === null ? sql`` : sql`AND timeframe = ${timeframe}`}
+            AND status IN ('detected', 'partially_filled', 'filling') AND attempts >= ${maxAttempts}
+          RETURNING 1
+        ) SELECT count(*)::int AS n FROM reset`.pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+
+    /** After an attempt (counted when it was claimed): the new status, what is still missing, and why (the fetch_log rows, the vendor's words). */
     const settle = (id: number, outcome: { readonly status: GapStatus; readonly remaining: Gap | null; readonly evidence: unknown }) =>
-      sql`UPDATE data_gaps SET status = ${outcome.status}, attempts = attempts + 1, last_attempt_at = now(), updated_at = now(),
+      sql`UPDATE data_gaps SET status = ${outcome.status}, updated_at = now(),
             evidence = ${JSON.stringify(outcome.evidence)}::jsonb,
             gap_start = ${outcome.remaining === null ? sql`gap_start` : sql`${new Date(outcome.remaining.start)}`},
             gap_end = ${outcome.remaining === null ? sql`gap_end` : sql`${new Date(outcome.remaining.end)}`},
@@ -106,6 +125,6 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
     const countsByStatus = sql<{ symbol: string; timeframe: Timeframe; status: GapStatus; n: number; missing: number }>`
       SELECT symbol, timeframe, status, count(*)::int AS n, sum(missing_bars)::float8 AS missing FROM data_gaps GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 
-    return { holes, record, list, setStatus, settle, countsByStatus } as const
+    return { holes, record, list, claim, resetAttempts, settle, countsByStatus } as const
   })
 }) {}

@@ -1,4 +1,5 @@
 import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
 
 export type JobKind = "sync" | "full_sync" | "gap_fill" | "verify"
@@ -24,10 +25,48 @@ export class JobRepo extends Effect.Service<JobRepo>()("Store/JobRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
-    const create = (job: { readonly id: string; readonly kind: JobKind; readonly symbol: string; readonly timeframe: string; readonly instance: string }) =>
-      sql`INSERT INTO jobs (id, kind, symbol, timeframe, instance) VALUES (${job.id}, ${job.kind}, ${job.symbol}, ${job.timeframe}, ${job.instance})`.pipe(
-        Effect.asVoid
+    /** The unfinished job identical to this one (same kind, stream and arguments), if there is one. */
+    const unfinished = (job: { readonly kind: JobKind; readonly symbol: string; readonly timeframe: string; readonly args: string }) =>
+      sql<{ id: string; status: JobStatus }>`SELECT id::text AS id, status FROM jobs
+        WHERE kind = ${job.kind} AND symbol = ${job.symbol} AND timeframe = ${job.timeframe} AND args = ${job.args} AND status IN ('queued', 'running')`.pipe(
+        Effect.map((rows) => Option.fromNullable(rows[0]))
       )
+
+    /**
+     * Records a job, unless an identical one is queued or running: then that one's id comes back with
+     * `merged: true`. The partial unique index on unfinished jobs makes this hold between instances too.
+     */
+    const create = (job: {
+      readonly id: string
+      readonly kind: JobKind
+      readonly symbol: string
+      readonly timeframe: string
+      readonly args: string
+      readonly instance: string
+    }): Effect.Effect<{ readonly id: string; readonly status: JobStatus; readonly merged: boolean }, SqlError> =>
+      Effect.gen(function* () {
+        // The identical job may finish between the insert that conflicts and the look-up: then try again.
+        for (let attempt = 0; ; attempt++) {
+          const inserted = yield* sql<{ id: string }>`
+            INSERT INTO jobs (id, kind, symbol, timeframe, args, instance) VALUES (${job.id}, ${job.kind}, ${job.symbol}, ${job.timeframe}, ${job.args}, ${job.instance})
+            ON CONFLICT (kind, symbol, timeframe, args) WHERE status IN ('queued', 'running') DO NOTHING
+            RETURNING id::text AS id`
+          if (inserted.length > 0) return { id: job.id, status: "queued" as const, merged: false }
+          const existing = yield* unfinished(job)
+          if (Option.isSome(existing)) return { ...existing.value, merged: true }
+          if (attempt >= 3) return yield* Effect.die(new Error(`job ${job.kind} ${job.symbol} ${job.timeframe} could neither be recorded nor found`))
+        }
+      })
+
+    /** Jobs queued or running on every instance. */
+    const unfinishedCount = sql<{ n: number }>`SELECT count(*)::int AS n FROM jobs WHERE status IN ('queued', 'running')`.pipe(
+      Effect.map((rows) => rows[0]?.n ?? 0)
+    )
+
+    /** At start-up: what this instance left unfinished when it last stopped (killed, or crashed) is failed, so it merges no request. */
+    const abandon = (instance: string) =>
+      sql`UPDATE jobs SET status = 'failed', error = 'the instance stopped before the job finished: ask again', finished_at = now()
+          WHERE instance = ${instance} AND status IN ('queued', 'running')`.pipe(Effect.asVoid)
 
     const start = (id: string) => sql`UPDATE jobs SET status = 'running', started_at = now() WHERE id = ${id}`.pipe(Effect.asVoid)
 
@@ -75,7 +114,7 @@ export class JobRepo extends Effect.Service<JobRepo>()("Store/JobRepo", {
         )
       )
 
-    return { create, start, progress, finish, get } as const
+    return { create, unfinished, unfinishedCount, abandon, start, progress, finish, get } as const
   })
 }) {}
 

@@ -14,6 +14,7 @@ import rollupsOwed from "../../sql/0006_rollups_owed.sql" with { type: "text" }
 import verifyJobs from "../../sql/0010_verify_jobs.sql" with { type: "text" }
 import rateBudget from "../../sql/0009_rate_budget.sql" with { type: "text" }
 import historyFrom from "../../sql/0007_history_from.sql" with { type: "text" }
+import jobMerging from "../../sql/0014_job_merging.sql" with { type: "text" }
 
 export type { Flavour } from "./flavour.ts"
 
@@ -39,7 +40,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: "0006_rollups_owed", files: { any: { file: "0006_rollups_owed.sql", text: rollupsOwed } } },
   { name: "0007_history_from", files: { any: { file: "0007_history_from.sql", text: historyFrom } } },
   { name: "0009_rate_budget", files: { any: { file: "0009_rate_budget.sql", text: rateBudget } } },
-  { name: "0010_verify_jobs", files: { any: { file: "0010_verify_jobs.sql", text: verifyJobs } } }
+  { name: "0010_verify_jobs", files: { any: { file: "0010_verify_jobs.sql", text: verifyJobs } } },
+  { name: "0014_job_merging", files: { any: { file: "0014_job_merging.sql", text: jobMerging } } }
 ]
 
 export class MigrationTampered extends Data.TaggedError("MigrationTampered")<{

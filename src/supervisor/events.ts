@@ -1,4 +1,4 @@
-import { Clock, Effect, PubSub } from "effect"
+import { Clock, Effect, PubSub, Ref } from "effect"
 import type { BrokerStatus, ComparisonStatus } from "../store/broker-repo.ts"
 import type { StreamStatus } from "../store/sync-repo.ts"
 
@@ -46,6 +46,12 @@ export class StreamEvents extends Effect.Service<StreamEvents>()("Supervisor/Str
     const hub = yield* Effect.acquireRelease(PubSub.sliding<StreamEvent>(1024), PubSub.shutdown)
     const publish = (event: StreamEvent) => PubSub.publish(hub, event).pipe(Effect.asVoid)
     const now = Clock.currentTimeMillis
-    return { publish, now, subscribe: PubSub.subscribe(hub) } as const
+    // Counted so that a subscription outliving its reader (a leak) can be seen, and tested for.
+    const open = yield* Ref.make(0)
+    const subscribe = Effect.zipLeft(
+      PubSub.subscribe(hub),
+      Effect.acquireRelease(Ref.update(open, (n) => n + 1), () => Ref.update(open, (n) => n - 1))
+    )
+    return { publish, now, subscribe, subscribers: Ref.get(open) } as const
   })
 }) {}

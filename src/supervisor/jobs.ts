@@ -10,6 +10,7 @@ import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
 import { StreamEntity, StreamRequestError, streamEntityId } from "./stream-entity.ts"
 import { describeError } from "../store/database-error.ts"
+import { withoutDeadline } from "../sources/deadline.ts"
 
 /** A sync asked for a symbol × timeframe the supervisor does not keep (not in STREAMS). */
 export class NotAStream extends Data.TaggedError("NotAStream")<{ readonly stream: string; readonly streams: ReadonlyArray<string> }> {
@@ -19,6 +20,28 @@ export class NotAStream extends Data.TaggedError("NotAStream")<{ readonly stream
 }
 
 const progressEveryMillis = 1_000
+
+/** JOBS_MAX_QUEUED jobs are queued or running already: ask again later. */
+export class JobsFull extends Data.TaggedError("JobsFull")<{ readonly waiting: number; readonly max: number }> {
+  /** What a refused client is told to wait: about what a job takes to start and get going. */
+  readonly retryAfterSeconds = 30
+  override get message() {
+    return `${this.waiting} jobs are queued or running (JOBS_MAX_QUEUED is ${this.max}): ask again later`
+  }
+}
+
+/** A job as accepted: new (`queued`), or the identical unfinished one it was merged into. */
+export interface Submitted {
+  readonly id: string
+  readonly status: "queued" | "running" | "succeeded" | "failed"
+  readonly merged: boolean
+}
+
+/** A request's arguments as one text, keys sorted and absent ones left out, so that equal requests compare equal. */
+const canonicalArgs = (asked: Readonly<Record<string, unknown>>): string => {
+  const present = Object.keys(asked).sort().filter((key) => asked[key] !== undefined && asked[key] !== null)
+  return present.length === 0 ? "" : JSON.stringify(Object.fromEntries(present.map((key) => [key, asked[key]])))
+}
 
 /**
  * Work asked for over HTTP, run in the background and recorded in `jobs`: a sync or full re-sync goes to the
@@ -35,11 +58,24 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
     const client = yield* StreamEntity.client
     const running = yield* FiberSet.make()
 
-    /** Records the job, starts it in the background, and returns its id at once. */
-    const submit = <A>(kind: JobKind, stream: StreamKey, work: Effect.Effect<A, { readonly message: string }>) =>
+    // What this instance left queued or running when it last stopped will never finish: it must not absorb new requests.
+    yield* repo.abandon(instance)
+
+    /**
+     * Records the job, starts it in the background, and returns at once: its id, or the id of the identical job
+     * (same kind, stream and arguments as asked) already queued or running, which is not started twice. With
+     * JOBS_MAX_QUEUED jobs unfinished, a new one is refused (JobsFull) rather than queued without end.
+     */
+    const submit = <A>(kind: JobKind, stream: StreamKey, asked: Readonly<Record<string, unknown>>, work: Effect.Effect<A, { readonly message: string }>) =>
       Effect.gen(function* () {
-        const id = crypto.randomUUID()
-        yield* repo.create({ id, kind, symbol: stream.symbol, timeframe: stream.timeframe, instance })
+        const args = canonicalArgs(asked)
+        const identical = yield* repo.unfinished({ kind, symbol: stream.symbol, timeframe: stream.timeframe, args })
+        if (Option.isSome(identical)) return { ...identical.value, merged: true } satisfies Submitted
+        const waiting = yield* repo.unfinishedCount
+        if (waiting >= config.supervisor.jobsMaxQueued) return yield* new JobsFull({ waiting, max: config.supervisor.jobsMaxQueued })
+        const created = yield* repo.create({ id: crypto.randomUUID(), kind, symbol: stream.symbol, timeframe: stream.timeframe, args, instance })
+        if (created.merged) return created satisfies Submitted
+        const id = created.id
         const name = streamName(stream)
         const run = Effect.gen(function* () {
           yield* repo.start(id)
@@ -66,6 +102,8 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
           yield* events.publish({ type: "job", job: `${kind} ${id}`, at: yield* Clock.currentTimeMillis, detail: `${name}: ${outcome._tag === "Right" ? "succeeded" : `failed: ${describeError(outcome.left)}`}` })
         }).pipe(
           Effect.scoped,
+          // Started by a request, but nobody waits on it: the request's deadline does not apply.
+          withoutDeadline,
           // Stopped with the instance: say so, rather than leave the job `running` for ever.
           Effect.onInterrupt(() =>
             repo.finish(id, { status: "failed", result: null, error: "the instance stopped before the job finished: ask again" }).pipe(Effect.ignore)
@@ -74,7 +112,7 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
           Effect.annotateLogs({ service: "Jobs", job: id })
         )
         yield* FiberSet.run(running, run)
-        return id
+        return created satisfies Submitted
       })
 
     const checkStream = (stream: StreamKey) => {
@@ -89,15 +127,23 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
         const name = yield* checkStream(stream)
         const entity = client(streamEntityId(name))
         const now = yield* Clock.currentTimeMillis
-        return yield* submit(full ? "full_sync" : "sync", stream, full ? entity.Backfill({ from: historyStart(config, now), to: now }) : entity.SyncNow())
+        return yield* submit(full ? "full_sync" : "sync", stream, {}, full ? entity.Backfill({ from: historyStart(config, now), to: now }) : entity.SyncNow())
       })
 
     /** Asks the vendor again for the range's open gaps, on this instance. */
-    const fillGaps = (range: GapRange) => submit("gap_fill", range, gaps.fill(range))
+    const fillGaps = (range: GapRange) => submit("gap_fill", range, { from: range.from, to: range.to }, gaps.fill(range))
 
-    /** Compares a symbol's rollups with a fresh aggregation of its M1 bars and rebuilds what differs, on this instance. */
-    const verify = (request: VerifyRequest) =>
-      submit("verify", { symbol: request.symbol, timeframe: Option.getOrElse(request.timeframe, () => "M1" as const) }, rollups.verify(request))
+    /**
+     * Compares a symbol's rollups with a fresh aggregation of its M1 bars and rebuilds what differs, on this instance.
+     * `asked` is the range as the client gave it (defaults unfilled), which is what makes two requests identical.
+     */
+    const verify = (request: VerifyRequest, asked: { readonly from?: number | undefined; readonly to?: number | undefined }) =>
+      submit(
+        "verify",
+        { symbol: request.symbol, timeframe: Option.getOrElse(request.timeframe, () => "M1" as const) },
+        { levels: Option.getOrNull(request.timeframe), from: asked.from, to: asked.to },
+        rollups.verify(request)
+      )
 
     /** Sends Retry to a failed stream's owner (not a job: a failed loop answers at once, with its new state). */
     const retry = (stream: StreamKey) =>

@@ -13,7 +13,8 @@
 import type { Candle } from "../../src/domain/candle.ts"
 
 /** `"empty-next"`: a 200 without bars that still carries a `next_url` (continuing from the same place). */
-export type MassiveFault = "429" | "429-retry-after" | "502-html" | "truncated-json" | "slow" | "schema-mismatch" | "empty-next"
+/** `"401"`: the key refused, as when it was revoked. */
+export type MassiveFault = "429" | "429-retry-after" | "502-html" | "truncated-json" | "slow" | "schema-mismatch" | "empty-next" | "401"
 
 export interface MassiveFakeOptions {
   /** M1 bars per vendor ticker (`C:EURUSD`); a ticker without bars answers OK with no `results`. */
@@ -238,7 +239,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
     if (fault === "502-html") return new Response(badGateway, { status: 502, headers: { "content-type": "text/html" } })
     if (fault === "429") return vendorError(429, rateLimitBody)
     if (fault === "429-retry-after") return vendorError(429, rateLimitBody, { "retry-after": String(options.retryAfterSeconds ?? 1) })
-    if (!authorized(request, url)) return vendorError(401, "Unknown API Key")
+    if (fault === "401" || !authorized(request, url)) return vendorError(401, "Unknown API Key")
     // The vendor's clock is read once per request: a TestClock-driven test counts one arrival per request.
     const now = (options.now ?? Date.now)()
     return rateLimited(now) ?? aggregates(url, fault, now)

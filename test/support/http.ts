@@ -10,7 +10,7 @@ import { Jobs } from "../../src/supervisor/jobs.ts"
 import { Readiness } from "../../src/supervisor/readiness.ts"
 import { SupervisorLive } from "../../src/supervisor/supervisor.ts"
 import { startMassiveFake, type MassiveFake } from "../fakes/massive.ts"
-import { startMetaApiFake, type MetaApiFake } from "../fakes/metaapi.ts"
+import { startMetaApiFake, type MetaApiFake, type MetaApiFakeOptions } from "../fakes/metaapi.ts"
 import { quietBars } from "./bars.ts"
 import { createTestDatabase, storeLayer, type DatabaseKind } from "./databases.ts"
 
@@ -57,10 +57,14 @@ export interface ApiHarness {
   readonly broker: MetaApiFake | null
   readonly bars: ReadonlyArray<Candle>
   readonly request: (path: string, init?: RequestInit) => Promise<Response>
+  /** The app's own fetch handler, to serve it on a real socket (Bun.serve) where connections matter. */
+  readonly fetch: (request: Request) => Response | Promise<Response>
   readonly runtime: ManagedRuntime.ManagedRuntime<any, unknown>
   readonly markReady: () => Promise<void>
   /** From now on the vendor takes two minutes to answer. */
   readonly stallVendor: () => void
+  /** From now on the vendor refuses the key (401 Unknown API Key). */
+  readonly refuseKey: () => void
   readonly close: () => Promise<void>
 }
 
@@ -72,22 +76,28 @@ let runnerPort = 34_640
  */
 export const startApi = async (
   kind: DatabaseKind,
-  options: { readonly supervisor?: boolean; readonly http?: Partial<AppConfigShape["http"]>; readonly broker?: boolean } = {}
+  options: {
+    readonly supervisor?: boolean
+    readonly http?: Partial<AppConfigShape["http"]>
+    readonly broker?: boolean
+    /** Faults the MetaApi fake injects (with `broker`). */
+    readonly brokerFaults?: MetaApiFakeOptions["faults"]
+  } = {}
 ): Promise<ApiHarness> => {
   const now = Date.now()
   const recentFrom = now - (now % minute) - 90 * minute
   const bars = seedBars()
-  let vendorStalls = false
+  let vendorFault: "slow" | "401" | null = null
   const fake = startMassiveFake({
     apiKeys: ["api-test-key"],
     bars: new Map([["C:EURUSD", [...bars, ...quietBars(recentFrom, 120)]]]),
-    faults: () => (vendorStalls ? "slow" : null),
+    faults: () => vendorFault,
     slowMillis: 120_000
   })
   const brokerBars = bars
     .filter((b) => !brokerMissing.includes(b.ts))
     .map((b) => ({ ...b, open: b.open + brokerOffset, high: b.high + brokerOffset, low: b.low + brokerOffset, close: b.close + brokerOffset }))
-  const broker = options.broker ? startMetaApiFake({ tokens: ["meta-token"], accounts: new Map([[brokerAccount, new Map([["EURUSDm", brokerBars]])]]) }) : null
+  const broker = options.broker ? startMetaApiFake({ tokens: ["meta-token"], accounts: new Map([[brokerAccount, new Map([["EURUSDm", brokerBars]])]]), ...(options.brokerFaults ? { faults: options.brokerFaults } : {}) }) : null
   const db = await createTestDatabase(kind)
   // The test database's own runtime is not used: one runtime per database (PGlite opens its directory once).
   await db.close()
@@ -122,9 +132,11 @@ export const startApi = async (
     broker,
     bars,
     request: (path, init) => Promise.resolve(app.request(path, init)),
+    fetch: (request) => app.fetch(request),
     runtime,
     markReady: () => runtime.runPromise(Readiness.use((r) => r.markRunning)),
-    stallVendor: () => void (vendorStalls = true),
+    stallVendor: () => void (vendorFault = "slow"),
+    refuseKey: () => void (vendorFault = "401"),
     close: async () => {
       await runtime.dispose()
       await db.drop()

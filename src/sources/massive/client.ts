@@ -2,6 +2,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
 import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Ref, Schema, Stream } from "effect"
 import { vendorRequests, vendorRetries } from "../../metrics.ts"
+import { attemptTimeout, retryFits } from "../deadline.ts"
 import { firstIssue, parseJson, parseRetryAfter, type Answer } from "../http-answer.ts"
 import { AppConfig, massiveDelayMinutes, massiveRequestsPerMinute } from "../../config.ts"
 import type { Candle } from "../../domain/candle.ts"
@@ -17,6 +18,7 @@ import {
   type MassiveError,
   missingApiKey,
   redactSecret,
+  refusedNextUrl,
   timedOut,
   transportFailed,
   undecodable,
@@ -77,6 +79,23 @@ const aggregatesUrl = (baseUrl: string, ticker: string, range: MassiveRange): st
   return `${baseUrl.replace(/\/+$/, "")}${path}?adjusted=true&sort=asc&limit=50000`
 }
 
+/**
+ * Why a `next_url` may not be followed with the key, or null when it may: it must name the host (and port) of
+ * MASSIVE_BASE_URL, over the same scheme.
+ */
+export const foreignNextUrl = (nextUrl: string, baseUrl: string): string | null => {
+  const base = new URL(baseUrl)
+  let next: URL
+  try {
+    next = new URL(nextUrl)
+  } catch {
+    return "next_url is not a URL"
+  }
+  if (next.host !== base.host) return `next_url points to another host, ${next.host} (the key is only sent to ${base.host})`
+  if (next.protocol !== base.protocol) return `next_url switches to ${next.protocol.slice(0, -1)} (the key is only sent over ${base.protocol.slice(0, -1)})`
+  return null
+}
+
 /** Added to the request timeout for how long a place may stay held when its finish is never recorded. */
 const leaseSlackMillis = 5_000
 
@@ -128,12 +147,15 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
     }
 
     /** Headers and body, within the timeout; the limiter counts the request until its body is in. */
-    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | "timeout"> =>
+    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | { readonly timeout: number }> =>
       http.execute(HttpClientRequest.get(url).pipe(HttpClientRequest.bearerToken(key), HttpClientRequest.acceptJson)).pipe(
         Effect.flatMap((response) =>
           Effect.map(response.text, (body): Answer => ({ status: response.status, headers: response.headers, body }))
         ),
-        Effect.timeoutFail({ duration: timeoutMillis, onTimeout: () => "timeout" as const })
+        (answer) =>
+          Effect.flatMap(attemptTimeout(timeoutMillis), (millis) =>
+            answer.pipe(Effect.timeoutFail({ duration: millis, onTimeout: () => ({ timeout: millis }) as const }))
+          )
       )
 
     const fetchPage = (request: MassivePageRequest): Effect.Effect<MassivePage, MassiveError> =>
@@ -151,10 +173,15 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
           excerpt: excerptOf(answer.body ?? "", secret)
         })
         if (apiKey === null || limiter === null) return yield* Effect.fail(missingApiKey(facts({ detail: "" })))
+        // The key goes only where it was meant to: a next_url on another host, or over another scheme, is refused unsent.
+        if ("nextUrl" in request) {
+          const foreign = foreignNextUrl(request.nextUrl, settings.baseUrl)
+          if (foreign !== null) return yield* Effect.fail(refusedNextUrl(facts({ detail: foreign })))
+        }
 
         const answer = yield* limiter.withPermit(send(url, apiKey)).pipe(
           Effect.mapError((error) => {
-            if (error === "timeout") return timedOut(facts({ detail: `no complete answer within ${timeoutMillis} ms` }), timeoutMillis)
+            if ("timeout" in error) return timedOut(facts({ detail: `no complete answer within ${error.timeout} ms` }), error.timeout)
             if (error._tag === "RateBudgetUnavailable") return budgetUnavailable(facts({ detail: error.message }))
             const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "")
             const detail = `${error.reason}${cause === "" ? "" : `: ${cause}`}`
@@ -196,7 +223,8 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         if (page.status === "DELAYED") yield* noteDelayed
         return {
           candles: (page.results ?? []).map(wireBarToCandle),
-          requestId: page.request_id ?? null,
+          // Stored in fetch_log for every page: a vendor echoing part of the key must not put it there.
+          requestId: page.request_id ? redactSecret(page.request_id, secret) : null,
           nextUrl: page.next_url ?? null,
           status: answer.status
         } satisfies MassivePage
@@ -216,11 +244,16 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
             !isTransient(error) || retries + 1 >= massiveRetry.maxAttempts
               ? Effect.fail(error)
               : Effect.flatMap(retryDelay(retries, error), (delayMillis) =>
-                  Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
-                    Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
-                    Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "massive"))),
-                    Effect.zipRight(Effect.sleep(delayMillis)),
-                    Effect.zipRight(attempt(retries + 1))
+                  // A request waiting on this answer must get it, with the reason, before its deadline.
+                  Effect.flatMap(retryFits(delayMillis), (fits) =>
+                    !fits
+                      ? Effect.fail(error)
+                      : Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
+                          Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
+                          Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "massive"))),
+                          Effect.zipRight(Effect.sleep(delayMillis)),
+                          Effect.zipRight(attempt(retries + 1))
+                        )
                   )
                 )
           )

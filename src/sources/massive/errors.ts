@@ -1,4 +1,5 @@
 import { Data } from "effect"
+import { redactSecretFragments } from "../../domain/secret.ts"
 
 /** What a person needs to act on a failed request; every string is already free of the API key. */
 export interface FailedRequest {
@@ -65,10 +66,10 @@ export const isTransient = (error: MassiveError): boolean => {
 
 const redacted = "[redacted]"
 
-/** Removes the key wherever it could hide: an `apiKey=` parameter, a Bearer token, or the bare string. */
+/** Removes the key wherever it could hide: an `apiKey=` parameter, a Bearer token, the bare string or any 8+ characters of it. */
 export const redactSecret = (text: string, secret: string | null): string => {
   const scrubbed = text.replace(/(apiKey=)[^&\s"'<>]*/gi, `$1${redacted}`).replace(/(Bearer\s+)[^\s"'<>,]+/gi, `$1${redacted}`)
-  return secret === null || secret.length === 0 ? scrubbed : scrubbed.split(secret).join(redacted)
+  return redactSecretFragments(scrubbed, secret)
 }
 
 /** One line of at most 200 characters, for logs and status pages. */
@@ -104,6 +105,9 @@ export const transportFailed = (facts: FailedRequest): Transport => new Transpor
 
 export const budgetUnavailable = (facts: FailedRequest): BudgetUnavailable =>
   new BudgetUnavailable(withMessage("request budget could not be asked", facts))
+
+/** A `next_url` the key must not follow: permanent, since the vendor would send the same one again. */
+export const refusedNextUrl = (facts: FailedRequest): BadRequest => new BadRequest(withMessage("sent a next_url the key will not follow", facts))
 
 export const invalidUrl = (facts: FailedRequest): BadRequest => new BadRequest(withMessage("request URL is invalid", facts))
 

@@ -3,6 +3,7 @@ import type { HttpClientError } from "@effect/platform/HttpClientError"
 import { Clock, Effect, Either, Metric, MetricLabel, Option, Random, Redacted, Schema } from "effect"
 import { AppConfig } from "../../config.ts"
 import { vendorRequests, vendorRetries } from "../../metrics.ts"
+import { attemptTimeout, retryFits } from "../deadline.ts"
 import { firstIssue, parseJson, parseRetryAfter, type Answer } from "../http-answer.ts"
 import {
   excerptOf,
@@ -102,10 +103,13 @@ export class MetaApiClient extends Effect.Service<MetaApiClient>()("MetaApi/Meta
     const secret = token === null ? null : Redacted.value(token)
 
     /** Headers and body within the timeout; `auth-token` is redacted wherever the HTTP layer might show headers. */
-    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | "timeout"> =>
+    const send = (url: string, key: Redacted.Redacted<string>): Effect.Effect<Answer, HttpClientError | { readonly timeout: number }> =>
       http.execute(HttpClientRequest.get(url).pipe(HttpClientRequest.setHeader("auth-token", Redacted.value(key)), HttpClientRequest.acceptJson)).pipe(
         Effect.flatMap((response) => Effect.map(response.text, (body): Answer => ({ status: response.status, headers: response.headers, body }))),
-        Effect.timeoutFail({ duration: timeoutMillis, onTimeout: () => "timeout" as const }),
+        (answer) =>
+          Effect.flatMap(attemptTimeout(timeoutMillis), (millis) =>
+            answer.pipe(Effect.timeoutFail({ duration: millis, onTimeout: () => ({ timeout: millis }) as const }))
+          ),
         Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, "auth-token"])
       )
 
@@ -125,7 +129,7 @@ export class MetaApiClient extends Effect.Service<MetaApiClient>()("MetaApi/Meta
 
         const answer = yield* send(target.url, token).pipe(
           Effect.mapError((error) => {
-            if (error === "timeout") return timedOut(facts({ detail: `no complete answer within ${timeoutMillis} ms` }), timeoutMillis)
+            if ("timeout" in error) return timedOut(facts({ detail: `no complete answer within ${error.timeout} ms` }), error.timeout)
             const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "")
             const detail = `${error.reason}${cause === "" ? "" : `: ${cause}`}`
             return error._tag === "RequestError" && error.reason === "InvalidUrl" ? invalidUrl(facts({ detail })) : transportFailed(facts({ detail, body: cause }))
@@ -177,11 +181,16 @@ export class MetaApiClient extends Effect.Service<MetaApiClient>()("MetaApi/Meta
             !isTransient(error) || retries + 1 >= metaApiRetry.maxAttempts
               ? Effect.fail(error)
               : Effect.flatMap(retryDelay(retries, error), (delayMillis) =>
-                  Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
-                    Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
-                    Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "metaapi"))),
-                    Effect.zipRight(Effect.sleep(delayMillis)),
-                    Effect.zipRight(attempt(retries + 1))
+                  // A request waiting on this answer must get it, with the reason, before its deadline.
+                  Effect.flatMap(retryFits(delayMillis), (fits) =>
+                    !fits
+                      ? Effect.fail(error)
+                      : Effect.logWarning(`retrying in ${delayMillis} ms: ${error.message}`).pipe(
+                          Effect.annotateLogs({ error: error._tag, retry: retries + 1, delayMillis }),
+                          Effect.zipRight(Metric.increment(Metric.tagged(vendorRetries, "vendor", "metaapi"))),
+                          Effect.zipRight(Effect.sleep(delayMillis)),
+                          Effect.zipRight(attempt(retries + 1))
+                        )
                   )
                 )
           )

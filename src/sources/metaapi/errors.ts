@@ -1,4 +1,5 @@
 import { Data } from "effect"
+import { redactSecretFragments } from "../../domain/secret.ts"
 
 /** What a person needs to act on a failed MetaApi request; every string is already free of the token. */
 export interface FailedBrokerRequest {
@@ -58,10 +59,10 @@ export const isTransient = (error: MetaApiError): boolean => {
 
 const redacted = "[redacted]"
 
-/** Removes the token wherever it could hide: an `auth-token` header echoed back, or the bare string. */
+/** Removes the token wherever it could hide: an `auth-token` header echoed back, the bare string or any 8+ characters of it. */
 export const redactToken = (text: string, token: string | null): string => {
   const scrubbed = text.replace(/(auth-token["']?\s*[:=]\s*["']?)[^\s"'<>,&]+/gi, `$1${redacted}`)
-  return token === null || token.length === 0 ? scrubbed : scrubbed.split(token).join(redacted)
+  return redactSecretFragments(scrubbed, token)
 }
 
 /** One line of at most 200 characters, for logs and status pages. */

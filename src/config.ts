@@ -180,7 +180,11 @@ export const settings = Config.all({
     /** When set, every read (GET) needs it too (or API_TOKEN). */
     apiReadToken: Config.option(secret("API_READ_TOKEN", Schema.NonEmptyString, "a token")),
     /** Origins allowed to call the API from a browser: `*`, a comma-separated list, or `none`. */
-    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"]))
+    corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"])),
+    /** Requests answered at once (a streamed answer counts until its last byte); beyond, 503 at once. */
+    maxConnections: setting("HTTP_MAX_CONNECTIONS", PositiveInt, "a positive integer").pipe(Config.withDefault(512)),
+    /** Live-event (SSE) clients at once; beyond, 503. */
+    sseMaxClients: setting("SSE_MAX_CLIENTS", PositiveInt, "a positive integer").pipe(Config.withDefault(100))
   }),
   broker: Config.all({
     token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),
@@ -226,6 +230,8 @@ export interface HttpSettings {
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
   readonly apiReadToken: Option.Option<Redacted.Redacted<string>>
   readonly corsOrigins: ReadonlyArray<string>
+  readonly maxConnections: number
+  readonly sseMaxClients: number
 }
 
 export interface BrokerSettings {
@@ -341,7 +347,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
-    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"] },
+    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"], maxConnections: 512, sseMaxClients: 100 },
     broker: {
       token: Option.none(),
       accounts: [],

@@ -1,4 +1,4 @@
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Effect, Runtime, Schema } from "effect"
 import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
 import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
@@ -9,6 +9,11 @@ import { BadRequest } from "./errors.ts"
 import { Instant, IntParam, Name, resolveStream } from "./params.ts"
 
 export const maxLimit = 50_000
+/**
+ * Pages longer than this are read from the database and written a chunk at a time, each chunk only when the client
+ * has taken the one before: a reader that stalls holds one chunk (~0.5 MB), not its 50,000-bar page.
+ */
+export const streamChunkBars = 5_000
 /** The longest range one request may name; a cursor walks longer histories page by page. */
 export const maxRangeYears = 25
 const maxRangeMillis = maxRangeYears * 366 * 86_400_000
@@ -50,6 +55,54 @@ const csvBody = (page: Page, filled: boolean) => {
   })
 }
 
+/** A filled page as JSON, a thousand bars per chunk and each chunk only when the client has taken the last. */
+const filledJsonBody = (symbol: string, timeframe: string, page: Page) => {
+  let index = 0
+  const encoder = new TextEncoder()
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let chunk = index === 0 ? `{"symbol":${JSON.stringify(symbol)},"timeframe":"${timeframe}","count":${page.bars.length},"candles":[` : ""
+      for (const end = Math.min(page.bars.length, index + 1000); index < end; index++) {
+        const bar = page.bars[index]!
+        chunk += (index === 0 ? "" : ",") +
+          JSON.stringify({ ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume, filled: bar.filled })
+      }
+      if (index >= page.bars.length) chunk += `],"next":${page.next}}`
+      controller.enqueue(encoder.encode(chunk))
+      if (index >= page.bars.length) controller.close()
+    }
+  })
+}
+
+/**
+ * A long page as JSON, read from the database `streamChunkBars` at a time as the client takes it (the cursor is the
+ * next bar's open time). `count` and `next` follow the bars here, as only the end of the read knows them.
+ */
+const streamedJsonBody = (
+  head: string,
+  read: (from: number, limit: number) => Promise<{ readonly count: number; readonly next: number | null; readonly bars: string }>,
+  start: number,
+  limit: number
+) => {
+  let cursor = start
+  let count = 0
+  const encoder = new TextEncoder()
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = await read(cursor, Math.min(streamChunkBars, limit - count))
+      const first = count === 0
+      count += chunk.count
+      const done = chunk.next === null || count >= limit
+      const bars = chunk.bars.slice(1, -1)
+      let text = (first ? head : "") + (bars.length > 0 && !first ? "," : "") + bars
+      if (done) text += `],"count":${count},"next":${chunk.next}}`
+      controller.enqueue(encoder.encode(text))
+      if (done) controller.close()
+      else cursor = chunk.next!
+    }
+  })
+}
+
 /** `GET /api/data/candles`: bars in [start, end), oldest first, `limit` at a time with a cursor (`next` = the next page's start). */
 export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
   api.route(
@@ -81,6 +134,12 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
 
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
+          if (query.limit > streamChunkBars) {
+            const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+            const read = (from: number, limit: number) => runPromise(store.rangeJson({ symbol: spec.symbol, timeframe, from, to: end, limit, dayBoundary: boundary }))
+            const head = `{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","candles":[`
+            return c.body(streamedJsonBody(head, read, start, query.limit), 200, { "Content-Type": "application/json" })
+          }
           const page = yield* store.rangeJson({ symbol: spec.symbol, timeframe, from: start, to: end, limit: query.limit, dayBoundary: boundary })
           return c.body(`{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","count":${page.count},"candles":${page.bars},"next":${page.next}}`, 200, {
             "Content-Type": "application/json"
@@ -118,16 +177,7 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             ...(page.next === null ? {} : { "X-Next": String(page.next) })
           })
         }
-        return c.json({
-          symbol: spec.symbol,
-          timeframe,
-          count: page.bars.length,
-          candles: page.bars.map((bar) =>
-            filled
-              ? { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume, filled: bar.filled }
-              : { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume }
-          ),
-          next: page.next
-        })
+        // Unfilled JSON was answered above: what is left is a filled page.
+        return c.body(filledJsonBody(spec.symbol, timeframe, page), 200, { "Content-Type": "application/json" })
       })
   )

@@ -23,6 +23,9 @@ export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly me
 /** A feature that is off on this instance (broker comparison without MetaApi settings). */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string }> {}
 
+/** A cap reached (live-event clients): nothing wrong with the request, try again later. */
+export class Overloaded extends Data.TaggedError("Overloaded")<{ readonly message: string }> {}
+
 export interface ErrorAnswer {
   readonly status: 400 | 401 | 404 | 500 | 502 | 503
   readonly body: Record<string, unknown>
@@ -53,6 +56,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof UnknownBrokerStream) return { status: 404, body: { error: "not_found", message: error.message }, log: false }
     if (error instanceof BrokerFetchFailed) return { status: 502, body: { error: "broker_failed", message: error.message }, log: true }
     if (error instanceof Unavailable) return { status: 503, body: { error: "unavailable", message: error.message }, log: false }
+    if (error instanceof Overloaded) return { status: 503, body: { error: "overloaded", message: error.message }, headers: { "Retry-After": "5" }, log: false }
     if (error instanceof StreamRequestFailed || error instanceof StreamRequestError) {
       return { status: 503, body: { error: "stream_unavailable", message: error.message }, log: true }
     }

@@ -1,7 +1,9 @@
 import { Effect, Exit, Queue, Schema, Scope } from "effect"
 import { streamSSE } from "hono/streaming"
+import { AppConfig } from "../config.ts"
 import { StreamEvents } from "../supervisor/events.ts"
 import type { Api } from "./api.ts"
+import { Overloaded } from "./errors.ts"
 import { Name } from "./params.ts"
 
 const heartbeatMillis = 15_000
@@ -14,8 +16,10 @@ const EventsQuery = Schema.Struct({
  * `GET /api/data/events`: Server-Sent Events from this instance's supervisor (state changes, stored pages,
  * restarts, jobs), one `event:` per type, with a heartbeat comment every 15 s so proxies keep the line open.
  */
-export const eventRoutes = (api: Api<StreamEvents>) =>
-  api.route(
+export const eventRoutes = (api: Api<StreamEvents | AppConfig>) => {
+  /** Clients connected to this app's feed now; each costs a subscription and a heartbeat. */
+  let subscribers = 0
+  return api.route(
     {
       method: "get",
       path: "/api/data/events",
@@ -23,17 +27,22 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
       summary: "Server-Sent Events: state, page, restart and job events, with heartbeats",
       access: "read",
       query: EventsQuery,
-      responses: { 200: "text/event-stream" },
+      responses: { 200: "text/event-stream", 503: "SSE_MAX_CLIENTS clients are already connected" },
       produces: ["text/event-stream"]
     },
     ({ query }, c) =>
       Effect.gen(function* () {
+        const { http } = yield* AppConfig
+        if (subscribers >= http.sseMaxClients) {
+          return yield* new Overloaded({ message: `${http.sseMaxClients} clients already follow the live events (SSE_MAX_CLIENTS): try again later` })
+        }
         const events = yield* StreamEvents
         // Subscribed before the answer starts, so nothing published after the request arrives is missed; the
         // subscription lives in its own scope, closed when the client goes away.
         const scope = yield* Scope.make()
         const subscription = yield* Scope.extend(events.subscribe, scope)
         const wanted = query.stream?.toUpperCase()
+        subscribers++
         return streamSSE(c, async (sse) => {
           let id = 0
           const closed = new Promise<undefined>((resolve) => sse.onAbort(() => resolve(undefined)))
@@ -48,8 +57,10 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
             }
           } finally {
             clearInterval(heartbeat)
+            subscribers--
             await Effect.runPromise(Scope.close(scope, Exit.void))
           }
         })
       })
   )
+}

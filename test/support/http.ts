@@ -57,6 +57,8 @@ export interface ApiHarness {
   readonly broker: MetaApiFake | null
   readonly bars: ReadonlyArray<Candle>
   readonly request: (path: string, init?: RequestInit) => Promise<Response>
+  /** The app's fetch, for a test that serves it on a real socket. */
+  readonly fetch: ReturnType<typeof makeApp>["fetch"]
   readonly runtime: ManagedRuntime.ManagedRuntime<any, unknown>
   readonly markReady: () => Promise<void>
   /** From now on the vendor takes two minutes to answer. */
@@ -122,6 +124,7 @@ export const startApi = async (
     broker,
     bars,
     request: (path, init) => Promise.resolve(app.request(path, init)),
+    fetch: app.fetch,
     runtime,
     markReady: () => runtime.runPromise(Readiness.use((r) => r.markRunning)),
     stallVendor: () => void (vendorStalls = true),

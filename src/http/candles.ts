@@ -6,6 +6,7 @@ import { timeframeMillis } from "../domain/timeframe.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
+import { asHeavyRead } from "./heavy-reads.ts"
 import { Instant, IntParam, Name, resolveStream } from "./params.ts"
 
 export const maxLimit = 50_000
@@ -64,8 +65,8 @@ const filledJsonBody = (symbol: string, timeframe: string, page: Page) => {
       let chunk = index === 0 ? `{"symbol":${JSON.stringify(symbol)},"timeframe":"${timeframe}","count":${page.bars.length},"candles":[` : ""
       for (const end = Math.min(page.bars.length, index + 1000); index < end; index++) {
         const bar = page.bars[index]!
-        chunk += (index === 0 ? "" : ",") +
-          JSON.stringify({ ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume, filled: bar.filled })
+        // Written by hand: a finite number prints as JSON.stringify prints it, and null as null.
+        chunk += `${index === 0 ? "" : ","}{"ts":"${new Date(bar.ts).toISOString()}","open":${bar.open},"high":${bar.high},"low":${bar.low},"close":${bar.close},"volume":${bar.volume},"filled":${bar.filled}}`
       }
       if (index >= page.bars.length) chunk += `],"next":${page.next}}`
       controller.enqueue(encoder.encode(chunk))
@@ -136,7 +137,8 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
           if (query.limit > streamChunkBars) {
             const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
-            const read = (from: number, limit: number) => runPromise(store.rangeJson({ symbol: spec.symbol, timeframe, from, to: end, limit, dayBoundary: boundary }))
+            // Each chunk takes a heavy-read place only while it is read, never while a client is slow to take it.
+            const read = (from: number, limit: number) => runPromise(asHeavyRead(store.rangeJson({ symbol: spec.symbol, timeframe, from, to: end, limit, dayBoundary: boundary })))
             const head = `{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","candles":[`
             return c.body(streamedJsonBody(head, read, start, query.limit), 200, { "Content-Type": "application/json" })
           }
@@ -145,16 +147,18 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             "Content-Type": "application/json"
           })
         }
-        let page: Page
-        if (query.fill === "none") {
-          const rows = yield* ask(end, query.limit + 1)
-          page = { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null }
-        } else {
+        const readPage = Effect.gen(function* () {
+          if (query.fill === "none") {
+            const rows = yield* ask(end, query.limit + 1)
+            return { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null } satisfies Page
+          }
           // The page ends after `limit` open slots; stored bars outside sessions can only end it sooner.
           let windowEnd = slotsEnd(spec.instrumentClass, start, end, barMillis, query.limit + 1)
           const stored = yield* ask(windowEnd, query.limit + 1)
           if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
           const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
+          // Other requests go first between the steps of a long page: each holds the thread a few ms, not all of them.
+          yield* Effect.yieldNow()
           const served = fillBars(stored.filter((bar) => bar.ts < windowEnd), {
             mode: query.fill,
             instrumentClass: spec.instrumentClass,
@@ -163,11 +167,13 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             barMillis,
             previousClose: before[0]?.close ?? null
           })
-          page = {
+          yield* Effect.yieldNow()
+          return {
             bars: served.slice(0, query.limit),
             next: served.length > query.limit ? served[query.limit]!.ts : windowEnd < end ? windowEnd : null
-          }
-        }
+          } satisfies Page
+        })
+        const page: Page = yield* (query.limit > streamChunkBars ? asHeavyRead(readPage) : readPage)
 
         const filled = query.fill !== "none"
         if (query.format === "csv") {

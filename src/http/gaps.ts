@@ -4,6 +4,7 @@ import { Gaps } from "../pipeline/gaps.ts"
 import { GapRepo, type GapStatus } from "../store/gap-repo.ts"
 import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
+import { asHeavyRead } from "./heavy-reads.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
 import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
@@ -145,9 +146,9 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(params.symbol, query.timeframe)
         yield* checkRange(query.from, query.to)
-        const report = yield* Gaps.use((g) =>
+        const report = yield* asHeavyRead(Gaps.use((g) =>
           g.report({ symbol: spec.symbol, timeframe, ...(query.from === undefined ? {} : { from: query.from }), ...(query.to === undefined ? {} : { to: query.to }) })
-        )
+        ))
         return c.json({
           symbol: report.symbol,
           timeframe: report.timeframe,

@@ -7,7 +7,7 @@ import type { Api } from "./api.ts"
 import { asHeavyRead } from "./heavy-reads.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
-import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
+import { Instant, InstantMillis, IntParam, iso, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
 
 const gapStatuses: ReadonlyArray<GapStatus> = ["detected", "filling", "filled", "partially_filled", "unfillable"]
 
@@ -20,11 +20,17 @@ const StatusList = Schema.String.pipe(
 
 const SymbolParam = Schema.Struct({ symbol: Name })
 
+/** The most gaps one answer lists; a cursor (`next`, passed as `from`) walks the rest. */
+export const maxGapsListed = 10_000
+/** The gaps a detection's answer lists; all of them are recorded, and listed by `GET /api/data/gaps/:symbol`. */
+export const detectedGapsListed = 1_000
+
 const GapsQuery = Schema.Struct({
   timeframe: Schema.optional(Name),
   status: Schema.optional(StatusList),
   from: Schema.optional(Instant),
-  to: Schema.optional(Instant)
+  to: Schema.optional(Instant),
+  limit: Schema.optionalWith(IntParam(1, maxGapsListed, "gaps per page (default 1000)"), { default: () => 1_000 })
 })
 
 export const GapRangeBody = Schema.Struct({
@@ -62,7 +68,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       access: "read",
       params: SymbolParam,
       query: GapsQuery,
-      responses: { 200: "`{symbol, gaps:[…]}`", 400: "a bad parameter", 404: "unknown symbol or timeframe" }
+      responses: { 200: "`{symbol, count, next, gaps:[…]}`: at most `limit` gaps; `next` is the next page's `from` (null at the end)", 400: "a bad parameter", 404: "unknown symbol or timeframe" }
     },
     ({ params, query }, c) =>
       Effect.gen(function* () {
@@ -70,10 +76,12 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
         const timeframe = query.timeframe === undefined ? null : yield* resolveTimeframe(query.timeframe)
         yield* checkRange(query.from, query.to)
         const statuses = query.status === undefined ? null : (query.status.split(",").map((s) => s.trim()) as Array<GapStatus>)
-        const gaps = yield* GapRepo.use((r) => r.list(spec.symbol, timeframe, statuses, query.from, query.to))
+        const listed = yield* GapRepo.use((r) => r.list(spec.symbol, timeframe, statuses, query.from, query.to, query.limit + 1))
+        const gaps = listed.slice(0, query.limit)
         return c.json({
           symbol: spec.symbol,
           count: gaps.length,
+          next: listed.length > query.limit ? listed[query.limit]!.start : null,
           gaps: gaps.map((g) => ({
             id: g.id,
             timeframe: g.timeframe,
@@ -95,12 +103,12 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       summary: "Find runs of missing bars inside open sessions in a range (default all history) and record them",
       access: "write",
       body: GapRangeBody,
-      responses: { 200: "the gaps found", 400: "a bad body", 404: "unknown symbol or timeframe" }
+      responses: { 200: "the gaps found: `count` of them, the first 1,000 listed (`truncated` when there are more; `GET /api/data/gaps/:symbol` lists them all)", 400: "a bad body", 404: "unknown symbol or timeframe" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const range = yield* rangeOf(body)
-        const found = yield* Gaps.use((g) => g.detect(range))
+        const found = yield* asHeavyRead(Gaps.use((g) => g.detect(range)))
         return c.json({
           symbol: range.symbol,
           timeframe: range.timeframe,
@@ -108,7 +116,8 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
           to: iso(found.to),
           count: found.gaps.length,
           recorded: found.recorded,
-          gaps: found.gaps.map((g) => ({ gap_start: iso(g.start), gap_end: iso(g.end), missing_bars: g.missingBars }))
+          truncated: found.gaps.length > detectedGapsListed,
+          gaps: found.gaps.slice(0, detectedGapsListed).map((g) => ({ gap_start: iso(g.start), gap_end: iso(g.end), missing_bars: g.missingBars }))
         })
       })
   )

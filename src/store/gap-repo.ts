@@ -62,7 +62,7 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
             )
             .pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
-    const list = (symbol: string, timeframe: Timeframe | null, statuses: ReadonlyArray<GapStatus> | null, from = 0, to = Date.UTC(9999, 0, 1)) =>
+    const list = (symbol: string, timeframe: Timeframe | null, statuses: ReadonlyArray<GapStatus> | null, from = 0, to = Date.UTC(9999, 0, 1), limit?: number) =>
       sql<{
         id: number
         symbol: string
@@ -77,7 +77,7 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
          WHERE symbol = ${symbol} ${timeframe === null ? sql`` : sql`AND timeframe = ${timeframe}`}
            ${statuses === null ? sql`` : sql`AND status IN ${sql.in(statuses)}`}
            AND gap_start >= ${new Date(from)} AND gap_start < ${new Date(to)}
-         ORDER BY gap_start`.pipe(
+         ORDER BY gap_start ${limit === undefined ? sql`` : sql`LIMIT ${limit}`}`.pipe(
         Effect.map((rows) =>
           rows.map(
             (r): StoredGap => ({

@@ -1,6 +1,7 @@
 import { Clock, Effect, Runtime, Schema } from "effect"
 import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
+import type { StoredBar } from "../domain/candle.ts"
 import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
 import { timeframeMillis } from "../domain/timeframe.ts"
 import { CandleStore } from "../store/candle-store.ts"
@@ -12,9 +13,11 @@ import { Instant, IntParam, Name, resolveStream } from "./params.ts"
 export const maxLimit = 50_000
 /**
  * Pages longer than this are read from the database and written a chunk at a time, each chunk only when the client
- * has taken the one before: a reader that stalls holds one chunk (~0.5 MB), not its 50,000-bar page.
+ * has taken the one before: a reader that stalls holds one chunk (~0.2 MB), not its 50,000-bar page.
  */
-export const streamChunkBars = 5_000
+export const streamChunkBars = 2_000
+/** Slots a filled page fills before it lets other requests in. */
+const fillPieceSlots = 2_000
 /** The longest range one request may name; a cursor walks longer histories page by page. */
 export const maxRangeYears = 25
 const maxRangeMillis = maxRangeYears * 366 * 86_400_000
@@ -56,14 +59,14 @@ const csvBody = (page: Page, filled: boolean) => {
   })
 }
 
-/** A filled page as JSON, a thousand bars per chunk and each chunk only when the client has taken the last. */
+/** A filled page as JSON, 500 bars per chunk and each chunk only when the client has taken the last. */
 const filledJsonBody = (symbol: string, timeframe: string, page: Page) => {
   let index = 0
   const encoder = new TextEncoder()
   return new ReadableStream<Uint8Array>({
     pull(controller) {
       let chunk = index === 0 ? `{"symbol":${JSON.stringify(symbol)},"timeframe":"${timeframe}","count":${page.bars.length},"candles":[` : ""
-      for (const end = Math.min(page.bars.length, index + 1000); index < end; index++) {
+      for (const end = Math.min(page.bars.length, index + 500); index < end; index++) {
         const bar = page.bars[index]!
         // Written by hand: a finite number prints as JSON.stringify prints it, and null as null.
         chunk += `${index === 0 ? "" : ","}{"ts":"${new Date(bar.ts).toISOString()}","open":${bar.open},"high":${bar.high},"low":${bar.low},"close":${bar.close},"volume":${bar.volume},"filled":${bar.filled}}`
@@ -131,7 +134,24 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         if (query.fill !== "none" && (timeframe === "H4" || timeframe === "D1") && boundary === "new-york") {
           return yield* new BadRequest({ field: "fill", message: "fill is not offered for H4/D1 bars on the new-york day boundary: ask with boundary=utc, or fill=none" })
         }
-        const ask = (to: number, limit: number) => store.range({ symbol: spec.symbol, timeframe, from: start, to, limit, dayBoundary: boundary })
+        /**
+         * Up to `limit` bars from `start`, read `streamChunkBars` at a time with other requests let in between: the driver
+         * turns rows into objects as they arrive, and 50,000 at once would hold the thread for tens of ms.
+         */
+        const ask = (to: number, limit: number) =>
+          Effect.gen(function* () {
+            const bars: Array<StoredBar> = []
+            let from = start
+            for (;;) {
+              const want = Math.min(streamChunkBars, limit - bars.length)
+              // One bar more than wanted: its open time is where the next chunk starts (a bucket's start, for rollups).
+              const chunk = yield* store.range({ symbol: spec.symbol, timeframe, from, to, limit: want + 1, dayBoundary: boundary })
+              for (let i = 0; i < Math.min(want, chunk.length); i++) bars.push(chunk[i]!)
+              if (chunk.length <= want || bars.length >= limit) return bars
+              from = chunk[want]!.ts
+              yield* Effect.yieldNow()
+            }
+          })
 
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
@@ -157,16 +177,23 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
           const stored = yield* ask(windowEnd, query.limit + 1)
           if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
           const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
-          // Other requests go first between the steps of a long page: each holds the thread a few ms, not all of them.
-          yield* Effect.yieldNow()
-          const served = fillBars(stored.filter((bar) => bar.ts < windowEnd), {
-            mode: query.fill,
-            instrumentClass: spec.instrumentClass,
-            from: start,
-            to: windowEnd,
-            barMillis,
-            previousClose: before[0]?.close ?? null
-          })
+          // Filled a few thousand slots at a time, letting other requests in between: a 50,000-slot page holds the
+          // thread a few ms at a time, not for all of it.
+          const served: Array<ServedBar> = []
+          let previousClose = before[0]?.close ?? null
+          let next = 0
+          for (let pieceFrom = start; pieceFrom < windowEnd; ) {
+            yield* Effect.yieldNow()
+            const pieceTo = Math.min(windowEnd, slotsEnd(spec.instrumentClass, pieceFrom, windowEnd, barMillis, fillPieceSlots))
+            const first = next
+            while (next < stored.length && stored[next]!.ts < pieceTo) next++
+            const piece = fillBars(stored.slice(first, next), { mode: query.fill, instrumentClass: spec.instrumentClass, from: pieceFrom, to: pieceTo, barMillis, previousClose })
+            for (const bar of piece) {
+              served.push(bar)
+              if (bar.close !== null) previousClose = bar.close
+            }
+            pieceFrom = pieceTo
+          }
           yield* Effect.yieldNow()
           return {
             bars: served.slice(0, query.limit),

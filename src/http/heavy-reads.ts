@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 
 /**
- * Reads that keep the one JavaScript thread busy for tens of milliseconds (pages over 5,000 bars, quality over
+ * Reads that keep the one JavaScript thread busy for tens of milliseconds (pages over 2,000 bars, quality over
  * decades) run at most this many at once; the others wait their turn without using the CPU, so that /health and
  * short reads are answered in between instead of queueing behind all of them.
  */

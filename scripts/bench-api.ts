@@ -5,6 +5,12 @@
  * at the same concurrency, as the baseline.
  *
  *   bun scripts/bench-api.ts [--years N] [--seconds N] [--warmup N] [--connections N] [--gzip] [--server-url URL]
+ *   bun scripts/bench-api.ts --worst [--years N] [--seconds N] [--connections N]
+ *
+ * `--worst` instead fires the heaviest reads a client may ask (quality from 1970 to 2099 over half a century of stored
+ * history, D1/H4 over 25 years with fill=prev, 50,000-bar pages) from `connections` clients (default 8) while one more
+ * times `/api/data/health` every 10 ms, and measures how late this process's event loop runs meanwhile. Goal: health
+ * p99 < 50 ms.
  *
  * Request logs are off during the load (minimum log level Warning, as with LOG_LEVEL=warning). Clients ask for
  * identity encoding, as wrk and most API clients do; `--gzip` adds an M1 round asking for gzip as browsers do.
@@ -26,6 +32,7 @@ import { ClusterLive } from "../src/supervisor/cluster.ts"
 import { Jobs } from "../src/supervisor/jobs.ts"
 import { Readiness } from "../src/supervisor/readiness.ts"
 import { makeTally, rangeStarts, type LoadPlan, type LoadReport } from "./bench-api-load.ts"
+import type { Timings, WorstPlan, WorstReport } from "./bench-api-worst-load.ts"
 import { benchDatabase } from "./bench-database.ts"
 import { timedUpserts } from "./bench-data.ts"
 
@@ -36,8 +43,9 @@ const flag = (name: string, fallback: string) => {
 const years = Number(flag("--years", "1"))
 const seconds = Number(flag("--seconds", "10"))
 const warmupSeconds = Number(flag("--warmup", "3"))
-const connections = Number(flag("--connections", "32"))
+const connections = Number(flag("--connections", process.argv.includes("--worst") ? "8" : "32"))
 const gzipRound = process.argv.includes("--gzip")
+const worst = process.argv.includes("--worst")
 const serverUrl = flag("--server-url", "postgres://postgres@127.0.0.1:5432/postgres")
 
 const symbol = "EURUSD"
@@ -198,6 +206,119 @@ const table = (rows: ReadonlyArray<Measured>): string => {
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(line)].join("\n")
 }
 
+/** The reads that stalled the server in issue 16, on history stretched back to 1971 by one bar per symbol (as a careless import leaves). */
+const worstPaths = [
+  "/api/data/quality/EURUSD?timeframe=M1&from=1970-01-01&to=2099-12-31",
+  "/api/data/quality/XAUUSD?timeframe=M1&from=1970-01-01&to=2099-12-31",
+  "/api/data/candles?symbol=EURUSD&timeframe=D1&start=1997-01-04&end=2022-01-03&fill=prev&limit=50000",
+  "/api/data/candles?symbol=EURUSD&timeframe=H4&start=1997-01-04&end=2022-01-03&fill=prev&limit=50000",
+  "/api/data/candles?symbol=XAUUSD&timeframe=D1&start=1997-01-04&end=2022-01-03&fill=prev&limit=50000",
+  "/api/data/candles?symbol=EURUSD&timeframe=M1&start=2021-01-03&end=2022-01-03&limit=50000",
+  "/api/data/candles?symbol=EURUSD&timeframe=M1&start=2021-01-03&end=2022-01-03&fill=prev&limit=50000"
+]
+
+/** In `--worst`, the request asked alone (`X-Bench-Solo`) the server is busy with, so loop stalls can be put down to it. */
+let soloPath: string | null = null
+const soloTracking = (fetch: (request: Request) => Response | Promise<Response>) => (request: Request) => {
+  const url = new URL(request.url)
+  soloPath = request.headers.has("X-Bench-Solo") ? `${url.pathname}${url.search}` : null
+  return fetch(request)
+}
+
+const worstRound = (
+  baseUrl: string,
+  bars: number,
+  run: <A, E>(effect: Effect.Effect<A, E, CandleStore | Rollups>) => Effect.Effect<A>
+) =>
+  Effect.gen(function* () {
+    const bar = (ts: number, price: number): Candle => ({ ts, open: price, high: price, low: price, close: price, volume: 1, vwap: null, trades: null })
+    yield* run(CandleStore.use((store) => store.upsertPage({ symbol, timeframe: "M1", source: "import", candles: [bar(Date.UTC(1971, 0, 5, 10), 1.2)] })))
+    yield* run(CandleStore.use((store) => store.upsertPage({ symbol: "XAUUSD", timeframe: "M1", source: "import", candles: [bar(Date.UTC(1971, 0, 5, 15), 37.5), bar(Date.UTC(2021, 0, 5, 15), 1950)] })))
+    yield* run(Rollups.use((rollups) => rollups.pay))
+
+    // How late a 5 ms timer fires in this process, the server's: the longest time the event loop was held; while a
+    // path is asked alone, its longest stall.
+    // On a shared machine a timer is also late when the OS runs other processes: the part of a delay this process
+    // spent on the CPU (its CPU time over the tick, less the 5 ms the tick may idle) is the part its own work held.
+    const lateness: Array<number> = []
+    const ownLateness: Array<number> = []
+    const soloStall = new Map<string, number>()
+    let expected = performance.now() + 5
+    let cpuBefore = process.cpuUsage()
+    const monitor = setInterval(() => {
+      const now = performance.now()
+      const cpu = process.cpuUsage(cpuBefore)
+      cpuBefore = process.cpuUsage()
+      const late = Math.max(0, now - expected)
+      const own = Math.max(0, Math.min(late, (cpu.user + cpu.system) / 1000 - 5))
+      if (soloPath !== null) soloStall.set(soloPath, Math.max(soloStall.get(soloPath) ?? 0, own))
+      else {
+        lateness.push(late)
+        ownLateness.push(own)
+      }
+      expected = now + 5
+    }, 5)
+    const plan: WorstPlan = { baseUrl, paths: worstPaths, connections, seconds }
+    yield* progress(`worst reads: ${connections} clients for ${seconds} s, /api/data/health timed every 10 ms`)
+    const report = yield* Effect.promise(async () => {
+      const child = Bun.spawn([process.execPath, join(import.meta.dir, "bench-api-worst-load.ts"), JSON.stringify(plan)], { stdout: "pipe", stderr: "inherit" })
+      const [text, code] = await Promise.all([new Response(child.stdout).text(), child.exited])
+      const last = text.trim().split("\n").at(-1) ?? ""
+      if (code !== 0 || !last.startsWith("{")) throw new Error(`the worst-read generator exited ${code}: ${text.trim()}`)
+      return JSON.parse(last) as WorstReport
+    }).pipe(Effect.ensuring(Effect.sync(() => clearInterval(monitor))))
+    for (const sample of report.failureSamples) yield* progress(`FAILED ${sample}`)
+    const at = (values: ReadonlyArray<number>, p: number) => {
+      const sorted = [...values].sort((a, b) => a - b)
+      return Math.round((sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0) * 10) / 10
+    }
+    const loopP99 = at(lateness, 0.99)
+    const loopMax = at(lateness, 1)
+    const ownP99 = at(ownLateness, 0.99)
+    const ownMax = at(ownLateness, 1)
+    const rows: ReadonlyArray<readonly [string, Timings & { readonly meanKB?: number }]> = [["GET /api/data/health (every 10 ms)", report.health], ...Object.entries(report.reads)]
+    const header = ["request", "n", "failed", "p50 ms", "p99 ms", "max ms", "KB", "alone: loop held by own work ms"]
+    const cells = rows.map(([what, t]) => [
+      what,
+      String(t.requests),
+      String(t.failures),
+      t.p50Ms.toFixed(1),
+      t.p99Ms.toFixed(1),
+      t.maxMs.toFixed(1),
+      t.meanKB === undefined ? "" : t.meanKB.toFixed(0),
+      soloStall.has(what) ? soloStall.get(what)!.toFixed(1) : ""
+    ])
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
+    const line = (row: ReadonlyArray<string>) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
+    const failures = report.health.failures + Object.values(report.reads).reduce((n, t) => n + t.failures, 0)
+    yield* Effect.sync(() => {
+      console.log(`api --worst: ${bars.toLocaleString("en")} ${symbol} M1 bars (+ one 1971 bar each for EURUSD and XAUUSD); ${connections} clients, ${seconds} s`)
+      console.log([line(header), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(line)].join("\n"))
+      console.log(
+        `event loop of the server: p99 late ${loopP99} ms (of which its own work ${ownP99} ms), longest ${loopMax} ms (own work ${ownMax} ms); ` +
+          `health p99 ${report.health.p99Ms} ms (goal < 50)`
+      )
+      console.log(
+        JSON.stringify({
+          bench: "api-worst",
+          health_p50_ms: report.health.p50Ms,
+          health_p99_ms: report.health.p99Ms,
+          health_max_ms: report.health.maxMs,
+          loop_late_p99_ms: loopP99,
+          loop_late_max_ms: loopMax,
+          loop_own_p99_ms: ownP99,
+          loop_own_max_ms: ownMax,
+          alone_loop_held_max_ms: Math.round(Math.max(0, ...soloStall.values()) * 10) / 10,
+          worst_reads: Object.values(report.reads).reduce((n, t) => n + t.requests, 0),
+          connections,
+          seconds,
+          bars,
+          failures
+        })
+      )
+    })
+  })
+
 const program = Effect.gen(function* () {
   const url = yield* benchDatabase(serverUrl, `candlekeep_bencha_${process.pid}`)
   const defaults = AppConfig.fixed()
@@ -231,10 +352,12 @@ const program = Effect.gen(function* () {
 
   const app = makeApp(runEffectWith(yield* Effect.promise(() => runtime.runtime())), config.http, version)
   const server = yield* Effect.acquireRelease(
-    Effect.sync(() => Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60 })),
+    Effect.sync(() => Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: worst ? soloTracking(app.fetch) : app.fetch, idleTimeout: 60 })),
     (server) => Effect.promise(() => server.stop(true))
   )
   const baseUrl = `http://127.0.0.1:${server.port}`
+
+  if (worst) return yield* worstRound(baseUrl, bars, run)
 
   const measured: Array<Measured> = []
   /** One round; `inProcess` rounds send from this process, the others from the load generator. */

@@ -184,7 +184,11 @@ export const settings = Config.all({
     /** Origins allowed to call the API from a browser: `*`, a comma-separated list, or `none`. */
     corsOrigins: setting("CORS_ORIGINS", OriginList, "*, none, or comma-separated origins like https://app.example.com").pipe(Config.withDefault(["*"])),
     /** Every request is answered within this, upstream retries included (a 504 past it). */
-    requestTimeoutSeconds: setting("REQUEST_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30))
+    requestTimeoutSeconds: setting("REQUEST_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(30)),
+    /** Requests answered at once (a streamed answer counts until its last byte); beyond, 503 at once. */
+    maxConnections: setting("HTTP_MAX_CONNECTIONS", PositiveInt, "a positive integer").pipe(Config.withDefault(512)),
+    /** Live-event (SSE) clients at once; beyond, 503. */
+    sseMaxClients: setting("SSE_MAX_CLIENTS", PositiveInt, "a positive integer").pipe(Config.withDefault(100))
   }),
   broker: Config.all({
     token: Config.option(secret("METAAPI_TOKEN", Schema.NonEmptyString, "the MetaApi token")),
@@ -231,6 +235,8 @@ export interface HttpSettings {
   readonly apiReadToken: Option.Option<Redacted.Redacted<string>>
   readonly corsOrigins: ReadonlyArray<string>
   readonly requestTimeoutSeconds: number
+  readonly maxConnections: number
+  readonly sseMaxClients: number
 }
 
 export interface BrokerSettings {
@@ -348,7 +354,7 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
-    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"], requestTimeoutSeconds: 30 },
+    http: { apiToken: Option.none(), apiReadToken: Option.none(), corsOrigins: ["*"], requestTimeoutSeconds: 30, maxConnections: 512, sseMaxClients: 100 },
     broker: {
       token: Option.none(),
       accounts: [],

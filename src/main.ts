@@ -425,6 +425,11 @@ const importCommand = Command.make(
           ...(input.keepFlat ? { keepFlat: true } : {}),
           onPage: (p) => Effect.sync(() => process.stderr.write(`${symbol} import: ${p.lines} lines, ${p.bars} bars, ${p.stored} stored, ${p.rejected} rejected\n`))
         })
+      ).pipe(
+        // A broken file says where it broke and what of it is stored.
+        Effect.tapErrorTag("ImportFailed", (broken) =>
+          summary({ command: "import", status: "failed", file: input.file, error: broken.message, line: broken.line, stored: broken.stored, pages: broken.pages, stored_through_line: broken.storedThroughLine })
+        )
       ))
       for (const error of report.firstErrors) yield* Console.error(`line ${error.line}: ${error.reason}`)
       yield* Console.log(

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Candle } from "../src/domain/candle.ts"
 import { isUsSummerTime, type SourceClock, SourceClockFromString } from "../src/sources/csv/clock.ts"
-import { csvFileLines } from "../src/sources/csv/file-lines.ts"
+import { csvFileLines, type FileLine } from "../src/sources/csv/file-lines.ts"
 import { type CsvFormat, parseLine } from "../src/sources/csv/line.ts"
 import { csvPages, type CsvReadOptions, type CsvSummary } from "../src/sources/csv/pages.ts"
 import { hasSharedData, noSharedDataReason, sharedDataDir } from "./support/shared-data.ts"
@@ -22,7 +22,7 @@ const bar = (iso: string, open: number, high: number, low: number, close: number
   trades: null
 })
 
-const readAll = async (lines: AsyncIterable<string> | Iterable<string>, options: CsvReadOptions) => {
+const readAll = async (lines: AsyncIterable<FileLine> | Iterable<FileLine>, options: CsvReadOptions) => {
   const candles: Array<Candle> = []
   const pageSizes: Array<number> = []
   let summary: CsvSummary | undefined

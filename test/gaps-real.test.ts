@@ -84,8 +84,8 @@ describe.each(databaseKinds)("gaps in real files on the %s database", (kind) => 
       cleanups.push(async () => rmSync(dir, { recursive: true, force: true }))
       const marchLines: Array<string> = []
       for await (const line of csvFileLines(join(sharedDataDir, "histdata_EURUSD_M1_2021-01-03_to_2021-05-21.csv.gz"))) {
-        const day = line.slice(0, 8)
-        if (day >= "20210307" && day <= "20210402") marchLines.push(line)
+        const day = typeof line === "string" ? line.slice(0, 8) : ""
+        if (typeof line === "string" && day >= "20210307" && day <= "20210402") marchLines.push(line)
       }
       writeFileSync(join(dir, "histdata-march.csv"), `${marchLines.join("\n")}\n`)
       const histdata = await db.run(

@@ -145,21 +145,113 @@ const hourIsOpen = (instrumentClass: InstrumentClass, clock: WallClock): boolean
 export const isOpen = (instrumentClass: InstrumentClass, t: number): boolean =>
   hourIsOpen(instrumentClass, newYorkClock(t - (((t % hour) + hour) % hour)))
 
-/** The open sessions overlapping [from, to), clipped to it, in order. */
+/**
+ * New York's UTC offset changes of one year, as [instant, offset after it]: sampled at each month's start and
+ * pinned to the hour by bisection, so a year costs a few dozen zone look-ups instead of one per hour.
+ */
+const offsetAt = (t: number) => {
+  const clock = newYorkClock(t)
+  return Date.UTC(clock.year, clock.month - 1, clock.day, clock.hour) - (t - (((t % hour) + hour) % hour))
+}
+const offsetChanges = (year: number): ReadonlyArray<readonly [number, number]> => {
+  const changes: Array<readonly [number, number]> = []
+  let before = Date.UTC(year - 1, 11, 1)
+  let offset = offsetAt(before)
+  changes.push([Number.NEGATIVE_INFINITY, offset])
+  for (let month = 0; month <= 12; month++) {
+    const after = Date.UTC(year, month, 1)
+    const next = offsetAt(after)
+    if (next !== offset) {
+      let lo = before / hour
+      let hi = after / hour // offsetAt(lo) = offset, offsetAt(hi) = next: find the first hour with the new one
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2)
+        if (offsetAt(mid * hour) === offset) lo = mid
+        else hi = mid
+      }
+      changes.push([hi * hour, next])
+      offset = next
+    }
+    before = after
+  }
+  return changes
+}
+
+/**
+ * One New York calendar year's open sessions, maximal, in order. Each date is open in at most two runs of whole
+ * hours, [0, e) and [s, 24), read off the same rules as `hourIsOpen`; the US changes clocks at 02:00 on a Sunday,
+ * when both markets are closed, so every run lies within one offset. The years meet at Jan 1, always closed.
+ */
+const yearSessions = (instrumentClass: "forex" | "metal", year: number): ReadonlyArray<Session> => {
+  const changes = offsetChanges(year)
+  const early = usEarlyCloseHolidays(year)
+  const friday = goodFriday(year)
+  const closed = (key: number) => {
+    const monthDay = key % 10_000
+    return monthDay === 1225 || monthDay === 101 || (instrumentClass === "metal" && key === friday)
+  }
+  const toUtc = (wall: number) => {
+    let offset = changes[0]![1]
+    for (const [at, after] of changes) if (wall - after >= at) offset = after
+    return wall - offset
+  }
+  const out: Array<{ from: number; to: number }> = []
+  const add = (wallFrom: number, wallTo: number) => {
+    if (wallTo <= wallFrom) return
+    const from = toUtc(wallFrom)
+    const to = toUtc(wallTo)
+    const last = out.at(-1)
+    if (last !== undefined && last.to === from) last.to = to
+    else out.push({ from, to })
+  }
+  const sundayOpen = instrumentClass === "metal" ? 18 : 17
+  for (let midnight = Date.UTC(year, 0, 1); midnight < Date.UTC(year + 1, 0, 1); midnight += 24 * hour) {
+    const date = new Date(midnight)
+    const weekday = date.getUTCDay()
+    const key = dateKey(date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate())
+    const tomorrow = new Date(midnight + 24 * hour)
+    const tomorrowClosed = closed(dateKey(tomorrow.getUTCFullYear(), tomorrow.getUTCMonth() + 1, tomorrow.getUTCDate()))
+    if (weekday === 6) continue
+    // Hours before 17:00 trade for today; from 17:00 (forex) or 18:00 (metal) for tomorrow.
+    if (weekday !== 0 && !closed(key)) add(midnight, midnight + (instrumentClass === "metal" && early.has(key) ? 13 : 17) * hour)
+    if (weekday !== 5 && !tomorrowClosed) add(midnight + (weekday === 0 ? sundayOpen : instrumentClass === "metal" ? 18 : 17) * hour, midnight + 24 * hour)
+  }
+  return out
+}
+
+const yearCache = new Map<string, ReadonlyArray<Session>>()
+const cachedYear = (instrumentClass: "forex" | "metal", year: number) => {
+  const key = `${instrumentClass}:${year}`
+  let found = yearCache.get(key)
+  if (found === undefined) {
+    found = yearSessions(instrumentClass, year)
+    yearCache.set(key, found)
+  }
+  return found
+}
+
+/** The open sessions overlapping [from, to), clipped to it, in order: from whole years computed once and kept. */
 export const sessions = (instrumentClass: InstrumentClass, from: number, to: number): ReadonlyArray<Session> => {
   const out: Array<Session> = []
   if (to <= from) return out
   if (instrumentClass === "crypto") return [{ from, to }]
-  let start: number | null = null
-  for (let h = from - (((from % hour) + hour) % hour); h < to; h += hour) {
-    const open = hourIsOpen(instrumentClass, newYorkClock(h))
-    if (open && start === null) start = Math.max(h, from)
-    if (!open && start !== null) {
-      out.push({ from: start, to: h })
-      start = null
+  // New York's year of an instant is its UTC year or the one before.
+  const lastYear = new Date(to).getUTCFullYear()
+  for (let year = new Date(from).getUTCFullYear() - 1; year <= lastYear; year++) {
+    const inYear = cachedYear(instrumentClass, year)
+    // The first session ending after `from`, by bisection.
+    let lo = 0
+    let hi = inYear.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (inYear[mid]!.to <= from) lo = mid + 1
+      else hi = mid
+    }
+    for (let i = lo; i < inYear.length && inYear[i]!.from < to; i++) {
+      const session = inYear[i]!
+      out.push({ from: Math.max(session.from, from), to: Math.min(session.to, to) })
     }
   }
-  if (start !== null) out.push({ from: start, to })
   return out
 }
 

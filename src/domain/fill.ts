@@ -35,32 +35,27 @@ export const fillBars = (
     readonly previousClose?: number | null
   }
 ): ReadonlyArray<ServedBar> => {
-  const served: Array<ServedBar> = stored.map((bar) => ({ ...bar, filled: false as const }))
-  if (options.mode === "none") return served
-  const byTs = new Map(stored.map((bar) => [bar.ts, bar]))
+  if (options.mode === "none") return stored.map((bar) => ({ ...bar, filled: false as const }))
+  // Stored bars come in time order (the store reads them so), one per open time: one pass over slots and bars together.
   const out: Array<ServedBar> = []
   let previousClose: number | null = options.previousClose ?? null
   let next = 0
+  const serve = (bar: StoredBar) => {
+    out.push({ ...bar, filled: false })
+    previousClose = bar.close
+  }
   for (const session of sessions(options.instrumentClass, options.from, options.to)) {
     for (let ts = Math.ceil(session.from / options.barMillis) * options.barMillis; ts < session.to; ts += options.barMillis) {
       // Stored bars outside sessions (or before this slot) are served as they are, in order.
-      while (next < served.length && served[next]!.ts < ts) {
-        const bar = served[next++]!
-        out.push(bar)
-        previousClose = bar.close
-      }
-      const bar = byTs.get(ts)
-      if (bar) {
-        out.push(served[next++]!)
-        previousClose = bar.close
-      } else if (options.mode === "null") {
-        out.push({ ts, open: null, high: null, low: null, close: null, volume: 0, bars: 0, filled: true })
-      } else if (previousClose !== null) {
+      while (next < stored.length && stored[next]!.ts < ts) serve(stored[next++]!)
+      if (next < stored.length && stored[next]!.ts === ts) serve(stored[next++]!)
+      else if (options.mode === "null") out.push({ ts, open: null, high: null, low: null, close: null, volume: 0, bars: 0, filled: true })
+      else if (previousClose !== null) {
         out.push({ ts, open: previousClose, high: previousClose, low: previousClose, close: previousClose, volume: 0, bars: 0, filled: true })
       }
     }
   }
-  while (next < served.length) out.push(served[next++]!)
+  while (next < stored.length) serve(stored[next++]!)
   return out
 }
 

@@ -1,15 +1,24 @@
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Effect, Runtime, Schema } from "effect"
 import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
+import type { StoredBar } from "../domain/candle.ts"
 import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
 import { timeframeMillis } from "../domain/timeframe.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
-import { answer, CandlesCsv, CandlesJson, csvHeaderRow } from "./contract.ts"
+import { CandlesCsv, CandlesJson, csvHeaderRow } from "./contract.ts"
+import { asHeavyRead } from "./heavy-reads.ts"
 import { Instant, IntParam, Name, resolveStream, TimeframeName } from "./params.ts"
 
 export const maxLimit = 50_000
+/**
+ * Pages longer than this are read from the database and written a chunk at a time, each chunk only when the client
+ * has taken the one before: a reader that stalls holds one chunk (~0.2 MB), not its 50,000-bar page.
+ */
+export const streamChunkBars = 2_000
+/** Slots a filled page fills before it lets other requests in. */
+const fillPieceSlots = 2_000
 /** The longest range one request may name; a cursor walks longer histories page by page. */
 export const maxRangeYears = 25
 const maxRangeMillis = maxRangeYears * 366 * 86_400_000
@@ -51,6 +60,54 @@ const csvBody = (page: Page, filled: boolean) => {
   })
 }
 
+/** A filled page as JSON, 500 bars per chunk and each chunk only when the client has taken the last. */
+const filledJsonBody = (symbol: string, timeframe: string, page: Page) => {
+  let index = 0
+  const encoder = new TextEncoder()
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let chunk = index === 0 ? `{"symbol":${JSON.stringify(symbol)},"timeframe":"${timeframe}","count":${page.bars.length},"candles":[` : ""
+      for (const end = Math.min(page.bars.length, index + 500); index < end; index++) {
+        const bar = page.bars[index]!
+        // Written by hand: a finite number prints as JSON.stringify prints it, and null as null.
+        chunk += `${index === 0 ? "" : ","}{"ts":"${new Date(bar.ts).toISOString()}","open":${bar.open},"high":${bar.high},"low":${bar.low},"close":${bar.close},"volume":${bar.volume},"filled":${bar.filled}}`
+      }
+      if (index >= page.bars.length) chunk += `],"next":${page.next}}`
+      controller.enqueue(encoder.encode(chunk))
+      if (index >= page.bars.length) controller.close()
+    }
+  })
+}
+
+/**
+ * A long page as JSON, read from the database `streamChunkBars` at a time as the client takes it (the cursor is the
+ * next bar's open time). `count` and `next` follow the bars here, as only the end of the read knows them.
+ */
+const streamedJsonBody = (
+  head: string,
+  read: (from: number, limit: number) => Promise<{ readonly count: number; readonly next: number | null; readonly bars: string }>,
+  start: number,
+  limit: number
+) => {
+  let cursor = start
+  let count = 0
+  const encoder = new TextEncoder()
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = await read(cursor, Math.min(streamChunkBars, limit - count))
+      const first = count === 0
+      count += chunk.count
+      const done = chunk.next === null || count >= limit
+      const bars = chunk.bars.slice(1, -1)
+      let text = (first ? head : "") + (bars.length > 0 && !first ? "," : "") + bars
+      if (done) text += `],"count":${count},"next":${chunk.next}}`
+      controller.enqueue(encoder.encode(text))
+      if (done) controller.close()
+      else cursor = chunk.next!
+    }
+  })
+}
+
 /** `GET /api/data/candles`: bars in [start, end), oldest first, `limit` at a time with a cursor (`next` = the next page's start). */
 export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
   api.route(
@@ -77,39 +134,74 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         if (query.fill !== "none" && (timeframe === "H4" || timeframe === "D1") && boundary === "new-york") {
           return yield* new BadRequest({ field: "fill", message: "fill is not offered for H4/D1 bars on the new-york day boundary: ask with boundary=utc, or fill=none" })
         }
-        const ask = (to: number, limit: number) => store.range({ symbol: spec.symbol, timeframe, from: start, to, limit, dayBoundary: boundary })
+        /**
+         * Up to `limit` bars from `start`, read `streamChunkBars` at a time with other requests let in between: the driver
+         * turns rows into objects as they arrive, and 50,000 at once would hold the thread for tens of ms.
+         */
+        const ask = (to: number, limit: number) =>
+          Effect.gen(function* () {
+            const bars: Array<StoredBar> = []
+            let from = start
+            for (;;) {
+              const want = Math.min(streamChunkBars, limit - bars.length)
+              // One bar more than wanted: its open time is where the next chunk starts (a bucket's start, for rollups).
+              const chunk = yield* store.range({ symbol: spec.symbol, timeframe, from, to, limit: want + 1, dayBoundary: boundary })
+              for (let i = 0; i < Math.min(want, chunk.length); i++) bars.push(chunk[i]!)
+              if (chunk.length <= want || bars.length >= limit) return bars
+              from = chunk[want]!.ts
+              yield* Effect.yieldNow()
+            }
+          })
 
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
+          if (query.limit > streamChunkBars) {
+            const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+            // Each chunk takes a heavy-read place only while it is read, never while a client is slow to take it.
+            const read = (from: number, limit: number) => runPromise(asHeavyRead(store.rangeJson({ symbol: spec.symbol, timeframe, from, to: end, limit, dayBoundary: boundary })))
+            const head = `{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","candles":[`
+            return c.body(streamedJsonBody(head, read, start, query.limit), 200, { "Content-Type": "application/json" })
+          }
           const page = yield* store.rangeJson({ symbol: spec.symbol, timeframe, from: start, to: end, limit: query.limit, dayBoundary: boundary })
           // The contract test decodes this text with CandlesPage, so it cannot drift from the schema.
           return c.body(`{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","count":${page.count},"candles":${page.bars},"next":${page.next}}`, 200, {
             "Content-Type": CandlesJson.contentType
           })
         }
-        let page: Page
-        if (query.fill === "none") {
-          const rows = yield* ask(end, query.limit + 1)
-          page = { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null }
-        } else {
+        const readPage = Effect.gen(function* () {
+          if (query.fill === "none") {
+            const rows = yield* ask(end, query.limit + 1)
+            return { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null } satisfies Page
+          }
           // The page ends after `limit` open slots; stored bars outside sessions can only end it sooner.
           let windowEnd = slotsEnd(spec.instrumentClass, start, end, barMillis, query.limit + 1)
           const stored = yield* ask(windowEnd, query.limit + 1)
           if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
           const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
-          const served = fillBars(stored.filter((bar) => bar.ts < windowEnd), {
-            mode: query.fill,
-            instrumentClass: spec.instrumentClass,
-            from: start,
-            to: windowEnd,
-            barMillis,
-            previousClose: before[0]?.close ?? null
-          })
-          page = {
+          // Filled a few thousand slots at a time, letting other requests in between: a 50,000-slot page holds the
+          // thread a few ms at a time, not for all of it.
+          const served: Array<ServedBar> = []
+          let previousClose = before[0]?.close ?? null
+          let next = 0
+          for (let pieceFrom = start; pieceFrom < windowEnd; ) {
+            yield* Effect.yieldNow()
+            const pieceTo = Math.min(windowEnd, slotsEnd(spec.instrumentClass, pieceFrom, windowEnd, barMillis, fillPieceSlots))
+            const first = next
+            while (next < stored.length && stored[next]!.ts < pieceTo) next++
+            const piece = fillBars(stored.slice(first, next), { mode: query.fill, instrumentClass: spec.instrumentClass, from: pieceFrom, to: pieceTo, barMillis, previousClose })
+            for (const bar of piece) {
+              served.push(bar)
+              if (bar.close !== null) previousClose = bar.close
+            }
+            pieceFrom = pieceTo
+          }
+          yield* Effect.yieldNow()
+          return {
             bars: served.slice(0, query.limit),
             next: served.length > query.limit ? served[query.limit]!.ts : windowEnd < end ? windowEnd : null
-          }
-        }
+          } satisfies Page
+        })
+        const page: Page = yield* (query.limit > streamChunkBars ? asHeavyRead(readPage) : readPage)
 
         const filled = query.fill !== "none"
         if (query.format === "csv") {
@@ -119,16 +211,7 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             ...(page.next === null ? {} : { "X-Next": String(page.next) })
           })
         }
-        return answer(c, CandlesJson, {
-          symbol: spec.symbol,
-          timeframe,
-          count: page.bars.length,
-          candles: page.bars.map((bar) =>
-            filled
-              ? { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume, filled: bar.filled }
-              : { ts: new Date(bar.ts).toISOString(), open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume }
-          ),
-          next: page.next
-        })
+        // Unfilled JSON was answered above: what is left is a filled page.
+        return c.body(filledJsonBody(spec.symbol, timeframe, page), 200, { "Content-Type": CandlesJson.contentType })
       })
   )

@@ -56,7 +56,7 @@ export const answer = <A, I>(
 export const ErrorBody = Schema.Struct({
   error: Schema.String.annotations({
     description:
-      "what went wrong, for a program: bad_request, not_found, unauthorized, conflict, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, unsupported_media_type, too_many_jobs, timeout, internal"
+      "what went wrong, for a program: bad_request, not_found, unauthorized, conflict, payload_too_large, unavailable, broker_off, broker_failed, stream_unavailable, vendor_refused, vendor_failed, database_unavailable, not_ready, overloaded, unsupported_media_type, too_many_jobs, timeout, internal"
   }),
   field: Schema.optional(Schema.String.annotations({ description: "the parameter or body field at fault" })),
   message: Schema.String.annotations({ description: "what went wrong, for a person" }),
@@ -319,6 +319,7 @@ const GapStatus = Schema.Literal("detected", "filling", "filled", "partially_fil
 export const Gaps = Schema.Struct({
   symbol: Schema.String,
   count: Count,
+  next: Schema.NullOr(Whole).annotations({ description: "Unix ms: pass it as `from` for the next page; null after the last" }),
   gaps: Schema.Array(
     Schema.Struct({
       id: Whole,
@@ -334,9 +335,10 @@ export const Gaps = Schema.Struct({
   )
 }).annotations({ identifier: "Gaps" })
 
-export const GapsAnswer = json(Gaps, "the stored gaps", {
+export const GapsAnswer = json(Gaps, "the stored gaps, at most `limit` of them", {
   symbol: "EURUSD",
   count: 1,
+  next: null,
   gaps: [{ id: 1, timeframe: "M1", gap_start: "2021-01-05T10:00:00.000Z", gap_end: "2021-01-05T10:07:00.000Z", missing_bars: 7, status: "detected", attempts: 0, evidence: null }]
 })
 
@@ -347,6 +349,7 @@ export const GapsDetected = Schema.Struct({
   to: IsoTime,
   count: Count,
   recorded: Count.annotations({ jsonSchema: { type: "integer", minimum: 0, description: "gaps not recorded before" } }),
+  truncated: Schema.Boolean.annotations({ description: "more gaps were found than listed (the first 1,000): GET /api/data/gaps/:symbol lists them all" }),
   gaps: Schema.Array(Schema.Struct({ gap_start: IsoTime, gap_end: IsoTime, missing_bars: Count }))
 }).annotations({ identifier: "GapsDetected" })
 
@@ -357,6 +360,7 @@ export const GapsDetectedAnswer = json(GapsDetected, "the gaps found", {
   to: "2021-01-09T00:00:00.000Z",
   count: 1,
   recorded: 1,
+  truncated: false,
   gaps: [{ gap_start: "2021-01-05T10:00:00.000Z", gap_end: "2021-01-05T10:07:00.000Z", missing_bars: 7 }]
 })
 

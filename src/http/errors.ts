@@ -36,6 +36,8 @@ export class DeadlineExceeded extends Data.TaggedError("DeadlineExceeded")<{ rea
     return `no answer within ${this.seconds} s (REQUEST_TIMEOUT_SECONDS): try again later, or ask for less`
   }
 }
+/** A cap reached (live-event clients): nothing wrong with the request, try again later. */
+export class Overloaded extends Data.TaggedError("Overloaded")<{ readonly message: string }> {}
 
 export interface ErrorAnswer {
   readonly status: 400 | 401 | 404 | 409 | 415 | 429 | 500 | 502 | 503 | 504
@@ -76,6 +78,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
       return { status: 429, body: { error: "too_many_jobs", message: error.message }, headers: { "Retry-After": String(error.retryAfterSeconds) }, log: false }
     }
     if (error instanceof Unavailable) return { status: 503, body: { error: "unavailable", message: error.message }, log: false }
+    if (error instanceof Overloaded) return { status: 503, body: { error: "overloaded", message: error.message }, headers: { "Retry-After": "5" }, log: false }
     if (error instanceof StreamRequestFailed || error instanceof StreamRequestError) {
       return { status: 503, body: { error: "stream_unavailable", message: error.message }, log: true }
     }

@@ -1,8 +1,10 @@
 import { Effect, Exit, Queue, Schema, Scope } from "effect"
 import { streamSSE } from "hono/streaming"
+import { AppConfig } from "../config.ts"
 import { StreamEvents } from "../supervisor/events.ts"
 import type { Api } from "./api.ts"
 import { EventStream } from "./contract.ts"
+import { Overloaded } from "./errors.ts"
 import { Name } from "./params.ts"
 
 const heartbeatMillis = 15_000
@@ -15,8 +17,10 @@ const EventsQuery = Schema.Struct({
  * `GET /api/data/events`: Server-Sent Events from this instance's supervisor (state changes, stored pages,
  * restarts, jobs), one `event:` per type, with a heartbeat comment every 15 s so proxies keep the line open.
  */
-export const eventRoutes = (api: Api<StreamEvents>) =>
-  api.route(
+export const eventRoutes = (api: Api<StreamEvents | AppConfig>) => {
+  /** Clients connected to this app's feed now; each costs a subscription and a heartbeat. */
+  let subscribers = 0
+  return api.route(
     {
       method: "get",
       path: "/api/data/events",
@@ -24,18 +28,23 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
       summary: "Server-Sent Events: state, page, restart and job events, with heartbeats",
       access: "read",
       query: EventsQuery,
-      responses: { 200: EventStream }
+      responses: { 200: EventStream, 503: "SSE_MAX_CLIENTS clients are already connected" }
     },
     ({ query }, c) =>
       Effect.gen(function* () {
         // HEAD: the headers of an event stream, and no subscription behind them (nobody will ever read it).
         if (c.req.method === "HEAD") return c.body(null, 200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" })
+        const { http } = yield* AppConfig
+        if (subscribers >= http.sseMaxClients) {
+          return yield* new Overloaded({ message: `${http.sseMaxClients} clients already follow the live events (SSE_MAX_CLIENTS): try again later` })
+        }
         const events = yield* StreamEvents
         // Subscribed before the answer starts, so nothing published after the request arrives is missed; the
         // subscription lives in its own scope, closed when the client goes away.
         const scope = yield* Scope.make()
         const subscription = yield* Scope.extend(events.subscribe, scope)
         const wanted = query.stream?.toUpperCase()
+        subscribers++
         return streamSSE(c, async (sse) => {
           let id = 0
           const closed = new Promise<undefined>((resolve) => sse.onAbort(() => resolve(undefined)))
@@ -50,8 +59,10 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
             }
           } finally {
             clearInterval(heartbeat)
+            subscribers--
             await Effect.runPromise(Scope.close(scope, Exit.void))
           }
         })
       })
   )
+}

@@ -4,10 +4,11 @@ import { Gaps } from "../pipeline/gaps.ts"
 import { GapRepo, type GapStatus } from "../store/gap-repo.ts"
 import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
+import { asHeavyRead } from "./heavy-reads.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
 import { answer, GapsAnswer, GapsDetectedAnswer, GapsResetAnswer, JobAcceptedAnswer, QualityAnswer } from "./contract.ts"
-import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe, TimeframeName } from "./params.ts"
+import { Instant, InstantMillis, IntParam, iso, Name, resolveStream, resolveSymbol, resolveTimeframe, TimeframeName } from "./params.ts"
 
 const gapStatuses: ReadonlyArray<GapStatus> = ["detected", "filling", "filled", "partially_filled", "unfillable"]
 
@@ -20,11 +21,17 @@ const StatusList = Schema.String.pipe(
 
 const SymbolParam = Schema.Struct({ symbol: Name })
 
+/** The most gaps one answer lists; a cursor (`next`, passed as `from`) walks the rest. */
+export const maxGapsListed = 10_000
+/** The gaps a detection's answer lists; all of them are recorded, and listed by `GET /api/data/gaps/:symbol`. */
+export const detectedGapsListed = 1_000
+
 const GapsQuery = Schema.Struct({
   timeframe: Schema.optional(TimeframeName),
   status: Schema.optional(StatusList),
   from: Schema.optional(Instant),
-  to: Schema.optional(Instant)
+  to: Schema.optional(Instant),
+  limit: Schema.optionalWith(IntParam(1, maxGapsListed, "gaps per page (default 1000)"), { default: () => 1_000 })
 })
 
 export const GapRangeBody = Schema.Struct({
@@ -80,10 +87,12 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
         const timeframe = query.timeframe === undefined ? null : yield* resolveTimeframe(query.timeframe)
         yield* checkRange(query.from, query.to)
         const statuses = query.status === undefined ? null : (query.status.split(",").map((s) => s.trim()) as Array<GapStatus>)
-        const gaps = yield* GapRepo.use((r) => r.list(spec.symbol, timeframe, statuses, query.from, query.to))
+        const listed = yield* GapRepo.use((r) => r.list(spec.symbol, timeframe, statuses, query.from, query.to, query.limit + 1))
+        const gaps = listed.slice(0, query.limit)
         return answer(c, GapsAnswer, {
           symbol: spec.symbol,
           count: gaps.length,
+          next: listed.length > query.limit ? listed[query.limit]!.start : null,
           gaps: gaps.map((g) => ({
             id: g.id,
             timeframe: g.timeframe,
@@ -110,7 +119,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
     ({ body }, c) =>
       Effect.gen(function* () {
         const range = yield* rangeOf(body)
-        const found = yield* Gaps.use((g) => g.detect(range))
+        const found = yield* asHeavyRead(Gaps.use((g) => g.detect(range)))
         return answer(c, GapsDetectedAnswer, {
           symbol: range.symbol,
           timeframe: range.timeframe,
@@ -118,7 +127,8 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
           to: iso(found.to),
           count: found.gaps.length,
           recorded: found.recorded,
-          gaps: found.gaps.map((g) => ({ gap_start: iso(g.start), gap_end: iso(g.end), missing_bars: g.missingBars }))
+          truncated: found.gaps.length > detectedGapsListed,
+          gaps: found.gaps.slice(0, detectedGapsListed).map((g) => ({ gap_start: iso(g.start), gap_end: iso(g.end), missing_bars: g.missingBars }))
         })
       })
   )
@@ -174,9 +184,9 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(params.symbol, query.timeframe)
         yield* checkRange(query.from, query.to)
-        const report = yield* Gaps.use((g) =>
+        const report = yield* asHeavyRead(Gaps.use((g) =>
           g.report({ symbol: spec.symbol, timeframe, ...(query.from === undefined ? {} : { from: query.from }), ...(query.to === undefined ? {} : { to: query.to }) })
-        )
+        ))
         return answer(c, QualityAnswer, {
           symbol: report.symbol,
           timeframe: report.timeframe,

@@ -1,12 +1,28 @@
 import { Data, Effect, Stream } from "effect"
-import { csvFileLines } from "../sources/csv/file-lines.ts"
+import { CsvFileBroken, csvFileLines } from "../sources/csv/file-lines.ts"
 import type { SourceClock } from "../sources/csv/clock.ts"
 import type { CsvFormat } from "../sources/csv/line.ts"
 import { csvPages, type CsvSummary } from "../sources/csv/pages.ts"
 import { Backfill } from "./backfill.ts"
 import { Ingest } from "./ingest.ts"
 
-export class ImportFailed extends Data.TaggedError("ImportFailed")<{ readonly file: string; readonly message: string }> {}
+/** The file broke off (a truncated archive, a read error): where, and what of it is stored — whole pages only, every line before `storedThroughLine`. */
+export class ImportFailed extends Data.TaggedError("ImportFailed")<{
+  readonly file: string
+  readonly reason: string
+  /** The line being read when the file broke. */
+  readonly line: number
+  readonly stored: number
+  readonly pages: number
+  /** The last line of the last page written; 0 when none was. */
+  readonly storedThroughLine: number
+}> {
+  override get message() {
+    return `${this.file}: ${this.reason} at line ${this.line.toLocaleString("en")}; ${this.stored.toLocaleString("en")} bars stored ` +
+      `in ${this.pages} whole page${this.pages === 1 ? "" : "s"} (lines 1 to ${this.storedThroughLine.toLocaleString("en")}), nothing after: ` +
+      `importing the repaired file again is safe`
+  }
+}
 
 export interface ImportRequest {
   readonly file: string
@@ -47,8 +63,9 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
             clock: request.clock,
             ...(request.keepFlat === undefined ? {} : { dropFlatZeroVolume: !request.keepFlat })
           }),
-          (cause) => new ImportFailed({ file: request.file, message: cause instanceof Error ? cause.message : String(cause) })
+          (cause) => cause instanceof CsvFileBroken ? cause : new CsvFileBroken({ file: request.file, line: 0, reason: String(cause) })
         )
+        let storedThroughLine = 0
         yield* Stream.runForEach(pages, (page) =>
           Effect.gen(function* () {
             summary = page.summary
@@ -70,9 +87,14 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
             totals.stored += written.inserted + written.updated
             totals.unchanged += written.unchanged
             totals.rejected += written.rejected
+            storedThroughLine = page.lastLine
             if (request.onPage) yield* request.onPage({ ...summary, stored: totals.stored, rejected: totals.rejected })
             yield* payAsWeGo
           })
+        ).pipe(
+          Effect.catchTag("CsvFileBroken", (broken) =>
+            new ImportFailed({ file: request.file, reason: broken.reason, line: broken.line, stored: totals.stored, pages: totals.pages, storedThroughLine })
+          )
         )
         return { ...summary, ...totals } satisfies ImportReport
       })).pipe(Effect.withSpan("Importer.run"))

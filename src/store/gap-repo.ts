@@ -20,25 +20,30 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
     const sql = yield* SqlClient.SqlClient
 
     /**
-     * Holes in [from, to): spans with no stored bar, found in the database with a window over `ts` (only the
-     * holes come back, never every timestamp), including the range's edges.
+     * Holes in [from, to): spans with no stored bar, found in the database with a window over `ts` read in index order
+     * (only the holes come back, never every timestamp, and nothing is sorted), plus the range's two edges.
      */
     const holes = (symbol: string, timeframe: Timeframe, from: number, to: number, barMillis: number) =>
-      sql
-        .unsafe<{ hole_from: Date; hole_to: Date }>(
-          `WITH bars AS (
-             SELECT ts FROM candles WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4
-           ), edges AS (
-             SELECT $3::timestamptz - $5 * INTERVAL '1 millisecond' AS ts UNION ALL SELECT $4::timestamptz UNION ALL SELECT ts FROM bars
-           ), steps AS (
-             SELECT lag(ts) OVER (ORDER BY ts) AS prev, ts FROM edges
-           )
-           SELECT prev + $5 * INTERVAL '1 millisecond' AS hole_from, ts AS hole_to
-           FROM steps WHERE prev IS NOT NULL AND ts - prev > $5 * INTERVAL '1 millisecond'
-           ORDER BY prev`,
+      Effect.gen(function* () {
+        const inside = yield* sql.unsafe<{ hole_from: Date; hole_to: Date }>(
+          `SELECT prev + $5 * INTERVAL '1 millisecond' AS hole_from, ts AS hole_to
+           FROM (SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev FROM candles WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4) steps
+           WHERE ts - prev > $5 * INTERVAL '1 millisecond'`,
           [symbol, timeframe, new Date(from), new Date(to), barMillis]
         )
-        .pipe(Effect.map((rows) => rows.map((r) => ({ from: r.hole_from.getTime(), to: r.hole_to.getTime() }))))
+        const [bounds] = yield* sql.unsafe<{ first: Date | null; last: Date | null }>(
+          `SELECT min(ts) AS first, max(ts) AS last FROM candles WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4`,
+          [symbol, timeframe, new Date(from), new Date(to)]
+        )
+        const first = bounds?.first?.getTime() ?? null
+        const last = bounds?.last?.getTime() ?? null
+        if (first === null || last === null) return to > from ? [{ from, to }] : []
+        return [
+          ...(first > from ? [{ from, to: first }] : []),
+          ...inside.map((r) => ({ from: r.hole_from.getTime(), to: r.hole_to.getTime() })).sort((a, b) => a.from - b.from),
+          ...(to - last > barMillis ? [{ from: last + barMillis, to }] : [])
+        ]
+      })
 
     /** New gaps are recorded; one already known (filled ones included) is left as it is. */
     const record = (symbol: string, timeframe: Timeframe, gaps: ReadonlyArray<Gap>) =>
@@ -57,7 +62,7 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
             )
             .pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
-    const list = (symbol: string, timeframe: Timeframe | null, statuses: ReadonlyArray<GapStatus> | null, from = 0, to = Date.UTC(9999, 0, 1)) =>
+    const list = (symbol: string, timeframe: Timeframe | null, statuses: ReadonlyArray<GapStatus> | null, from = 0, to = Date.UTC(9999, 0, 1), limit?: number) =>
       sql<{
         id: number
         symbol: string
@@ -72,7 +77,7 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
          WHERE symbol = ${symbol} ${timeframe === null ? sql`` : sql`AND timeframe = ${timeframe}`}
            ${statuses === null ? sql`` : sql`AND status IN ${sql.in(statuses)}`}
            AND gap_start >= ${new Date(from)} AND gap_start < ${new Date(to)}
-         ORDER BY gap_start`.pipe(
+         ORDER BY gap_start ${limit === undefined ? sql`` : sql`LIMIT ${limit}`}`.pipe(
         Effect.map((rows) =>
           rows.map(
             (r): StoredGap => ({

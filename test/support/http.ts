@@ -68,7 +68,13 @@ export interface ApiHarness {
   readonly close: () => Promise<void>
 }
 
-let runnerPort = 34_640
+/** A port nobody listens on now, for the cluster's runner socket: other test runs on this machine take fixed ones. */
+const freeRunnerPort = (): number => {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const port = listener.port
+  listener.stop(true)
+  return port
+}
 
 /**
  * The HTTP app over a fresh database seeded through the pipeline (the vendor fake's week, fetched by a
@@ -106,7 +112,7 @@ export const startApi = async (
     streams: Option.some([{ symbol: "EURUSD", timeframe: "M1" }]),
     backfillFrom: Option.some(recentFrom),
     massive: { ...db.config.massive, apiKey: Option.some(Redacted.make("api-test-key")), baseUrl: fake.baseUrl, plan: "paid", timeoutSeconds: 10 },
-    supervisor: { ...db.config.supervisor, runnerPort: runnerPort++ },
+    supervisor: { ...db.config.supervisor, runnerPort: freeRunnerPort() },
     http: { ...db.config.http, ...options.http },
     broker: broker
       ? {

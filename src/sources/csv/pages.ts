@@ -1,6 +1,7 @@
 import { Either } from "effect"
 import type { Candle } from "../../domain/candle.ts"
 import type { SourceClock } from "./clock.ts"
+import { type FileLine, maxLineBytes } from "./file-lines.ts"
 import { cleanLine, type CsvFormat, CsvLineError, formats, parseLine } from "./line.ts"
 
 export interface CsvReadOptions {
@@ -29,6 +30,8 @@ export interface CsvPage {
   readonly candles: ReadonlyArray<Candle>
   readonly summary: CsvSummary
   readonly final: boolean
+  /** The file line the page ends on (header and blank lines counted). */
+  readonly lastLine: number
 }
 
 export const defaultPageSize = 50_000
@@ -38,7 +41,7 @@ const isFlatZeroVolume = (bar: Candle) =>
 
 /** Reads an export line by line and yields pages of at most `pageSize` bars; memory stays one page. */
 export async function* csvPages(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<FileLine> | Iterable<FileLine>,
   options: CsvReadOptions
 ): AsyncGenerator<CsvPage, void, undefined> {
   const { format, clock, pageSize = defaultPageSize, dropFlatZeroVolume = format === "dukascopy", keepErrors = 10 } =
@@ -56,6 +59,11 @@ export async function* csvPages(
   let lineNumber = 0
   for await (const raw of lines) {
     lineNumber++
+    if (typeof raw !== "string") {
+      counts.lines++
+      report(new CsvLineError({ line: lineNumber, reason: `longer than ${maxLineBytes.toLocaleString("en")} bytes (${raw.bytes.toLocaleString("en")}): not read`, text: "" }))
+      continue
+    }
     const text = cleanLine(raw)
     if (lineNumber === 1 && header !== null) {
       if (text === header) continue
@@ -77,10 +85,10 @@ export async function* csvPages(
       counts.bars++
       page.push(bar.right)
       if (page.length >= pageSize) {
-        yield { candles: page, summary: summary(), final: false }
+        yield { candles: page, summary: summary(), final: false, lastLine: lineNumber }
         page = []
       }
     }
   }
-  yield { candles: page, summary: summary(), final: true }
+  yield { candles: page, summary: summary(), final: true, lastLine: lineNumber }
 }

@@ -1,8 +1,9 @@
 import { Clock, Effect, Schema } from "effect"
 import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
-import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
+import type { ServedBar } from "../domain/fill.ts"
 import { timeframeMillis } from "../domain/timeframe.ts"
+import { type CandlePage, readCandlePage } from "../pipeline/candle-pages.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
@@ -26,17 +27,13 @@ export const CandlesQuery = Schema.Struct({
   boundary: Schema.optional(DayBoundary.annotations({ description: "day boundary of H4/D1 (default DAY_BOUNDARY)" }))
 })
 
-interface Page {
-  readonly bars: ReadonlyArray<ServedBar>
-  readonly next: number | null
-}
 
 const csvHeader = (filled: boolean) => `ts,open,high,low,close,volume${filled ? ",filled" : ""}\n`
 const csvLine = (bar: ServedBar, filled: boolean) =>
   `${new Date(bar.ts).toISOString()},${bar.open ?? ""},${bar.high ?? ""},${bar.low ?? ""},${bar.close ?? ""},${bar.volume}${filled ? `,${bar.filled}` : ""}\n`
 
 /** CSV in chunks of a thousand lines, so a 50,000-bar page starts arriving at once. */
-const csvBody = (page: Page, filled: boolean) => {
+const csvBody = (page: CandlePage, filled: boolean) => {
   let index = 0
   const encoder = new TextEncoder()
   return new ReadableStream<Uint8Array>({
@@ -77,8 +74,6 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         if (query.fill !== "none" && (timeframe === "H4" || timeframe === "D1") && boundary === "new-york") {
           return yield* new BadRequest({ field: "fill", message: "fill is not offered for H4/D1 bars on the new-york day boundary: ask with boundary=utc, or fill=none" })
         }
-        const ask = (to: number, limit: number) => store.range({ symbol: spec.symbol, timeframe, from: start, to, limit, dayBoundary: boundary })
-
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
           const page = yield* store.rangeJson({ symbol: spec.symbol, timeframe, from: start, to: end, limit: query.limit, dayBoundary: boundary })
@@ -86,29 +81,7 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             "Content-Type": "application/json"
           })
         }
-        let page: Page
-        if (query.fill === "none") {
-          const rows = yield* ask(end, query.limit + 1)
-          page = { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null }
-        } else {
-          // The page ends after `limit` open slots; stored bars outside sessions can only end it sooner.
-          let windowEnd = slotsEnd(spec.instrumentClass, start, end, barMillis, query.limit + 1)
-          const stored = yield* ask(windowEnd, query.limit + 1)
-          if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
-          const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
-          const served = fillBars(stored.filter((bar) => bar.ts < windowEnd), {
-            mode: query.fill,
-            instrumentClass: spec.instrumentClass,
-            from: start,
-            to: windowEnd,
-            barMillis,
-            previousClose: before[0]?.close ?? null
-          })
-          page = {
-            bars: served.slice(0, query.limit),
-            next: served.length > query.limit ? served[query.limit]!.ts : windowEnd < end ? windowEnd : null
-          }
-        }
+        const page = yield* readCandlePage({ spec, timeframe, from: start, to: end, limit: query.limit, fill: query.fill, boundary })
 
         const filled = query.fill !== "none"
         if (query.format === "csv") {

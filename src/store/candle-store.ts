@@ -49,6 +49,8 @@ interface BarRow {
   readonly close: number
   readonly volume: number
   readonly bars: number
+  readonly vwap: number | null
+  readonly trades: string | number | null
 }
 
 const toBar = (row: BarRow): StoredBar => ({
@@ -58,7 +60,9 @@ const toBar = (row: BarRow): StoredBar => ({
   low: row.low,
   close: row.close,
   volume: row.volume,
-  bars: row.bars
+  bars: row.bars,
+  vwap: row.vwap,
+  trades: row.trades === null ? null : Number(row.trades)
 })
 
 /** Last one wins when a page repeats a bar: one statement cannot touch a row twice. */
@@ -180,7 +184,8 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
         const bucket = bucketExpression(timeframe, query.dayBoundary ?? config.dayBoundary)
         return {
           text: `SELECT b AS ts, (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high, min(low) AS low,
-                  (array_agg(close ORDER BY ts DESC))[1] AS close, sum(volume) AS volume, sum(bars)::int AS bars
+                  (array_agg(close ORDER BY ts DESC))[1] AS close, sum(volume) AS volume, sum(bars)::int AS bars,
+                  NULL::float8 AS vwap, NULL::bigint AS trades
            FROM (SELECT ${bucket} AS b, ts, open, high, low, close, volume, bars
                  FROM candles_h1
                  WHERE symbol = $1 AND ts >= $2::timestamptz - INTERVAL '1 day' AND ts < $3::timestamptz + INTERVAL '1 day') h
@@ -192,12 +197,12 @@ export class CandleStore extends Effect.Service<CandleStore>()("Store/CandleStor
       const table = ownStream ? undefined : rollupTable[timeframe]
       return table
         ? {
-            text: `SELECT ts, open, high, low, close, volume, bars::int AS bars FROM ${table}
+            text: `SELECT ts, open, high, low, close, volume, bars::int AS bars, NULL::float8 AS vwap, NULL::bigint AS trades FROM ${table}
              WHERE symbol = $1 AND ts >= $2 AND ts < $3 ORDER BY ts ${order} LIMIT $4`,
             params: [symbol, from, to, limit]
           }
         : {
-            text: `SELECT ts, open, high, low, close, volume, 1 AS bars FROM candles
+            text: `SELECT ts, open, high, low, close, volume, 1 AS bars, vwap, trades FROM candles
              WHERE symbol = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4 ORDER BY ts ${order} LIMIT $5`,
             params: [symbol, timeframe, from, to, limit]
           }

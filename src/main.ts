@@ -7,6 +7,7 @@ import { appLayer, type AppServices } from "./app-layer.ts"
 import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
+import { exportCommand } from "./cli/export.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
 import { Broker, type BrokerComparisonReport } from "./pipeline/broker.ts"
 import { Gaps, type GapRange } from "./pipeline/gaps.ts"
@@ -24,10 +25,11 @@ import { Rollups, rollupLevels, type RollupTimeframe } from "./store/rollups.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
 let summarised = false
-const summary = (fields: Record<string, unknown>) =>
+const summary = (fields: Record<string, unknown>, to: "stdout" | "stderr" = "stdout") =>
   Effect.zipRight(
     Effect.sync(() => void (summarised = true)),
-    Console.log(JSON.stringify(fields))
+    // stderr only when stdout carries the command's data (`export --out -`).
+    to === "stdout" ? Console.log(JSON.stringify(fields)) : Console.error(JSON.stringify(fields))
   )
 
 /**
@@ -420,7 +422,8 @@ const importCommand = Command.make(
 
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand,
+    exportCommand({ summary, withApp, parseInstant })])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })

@@ -11,7 +11,7 @@ import { exportCommand } from "./cli/export.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
 import { Broker, type BrokerComparisonReport } from "./pipeline/broker.ts"
 import { Gaps, type GapRange } from "./pipeline/gaps.ts"
-import { Importer } from "./pipeline/import.ts"
+import { Importer, ImportRefused } from "./pipeline/import.ts"
 import { SourceClockFromString } from "./sources/csv/clock.ts"
 import { CsvFormat } from "./sources/csv/line.ts"
 import { progressReporter } from "./progress.ts"
@@ -369,13 +369,15 @@ const brokerCompare = Command.make(
 const brokerRoot = Command.make("broker", {}, () => Console.log("use broker compare (see --help)")).pipe(Command.withSubcommands([brokerCompare]))
 
 /** Each export's usual clock; `--source-tz` overrides it (HistData's MetaTrader files use `histdata`). */
-const defaultClock: Record<CsvFormat, string> = { histdata: "histdata", mt4: "new-york+7", dukascopy: "utc", binance: "utc" }
+const defaultClock: Record<CsvFormat, string> = {
+  histdata: "histdata", mt4: "new-york+7", dukascopy: "utc", binance: "utc", csv: "utc", mt5: "new-york+7", jsonl: "utc", parquet: "utc"
+}
 
 const importCommand = Command.make(
   "import",
   {
-    file: Options.text("file").pipe(Options.withDescription("a .csv or .csv.gz export of M1 bars")),
-    format: Options.text("format").pipe(Options.withDescription("histdata | mt4 | dukascopy | binance")),
+    file: Options.text("file").pipe(Options.withDescription("a .csv, .csv.gz, .jsonl or .parquet file of M1 bars")),
+    format: Options.text("format").pipe(Options.withDescription("histdata | mt4 | dukascopy | binance | csv (any header) | mt5 | jsonl | parquet (candlekeep's exports)")),
     symbol: streamOptions.symbol,
     sourceTz: Options.text("source-tz").pipe(
       Options.optional,
@@ -389,7 +391,7 @@ const importCommand = Command.make(
       const fail = (message: string) =>
         Effect.zipRight(summary({ command: "import", status: "failed", file: input.file, error: message }), Effect.fail(new BadInput({ message })))
       const format = input.format.trim().toLowerCase()
-      if (!Schema.is(CsvFormat)(format)) return yield* fail(`unknown --format ${input.format}: use histdata, mt4, dukascopy or binance`)
+      if (!Schema.is(CsvFormat)(format)) return yield* fail(`unknown --format ${input.format}: use ${CsvFormat.literals.join(", ")}`)
       const clockText = Option.getOrElse(input.sourceTz, () => defaultClock[format])
       const clock = Schema.decodeUnknownOption(SourceClockFromString)(clockText)
       if (Option.isNone(clock)) return yield* fail(`--source-tz ${JSON.stringify(clockText)} is not a clock: use utc, histdata, new-york+7 or UTC+2`)
@@ -407,6 +409,19 @@ const importCommand = Command.make(
           ...(input.keepFlat ? { keepFlat: true } : {}),
           onPage: (p) => Effect.sync(() => process.stderr.write(`${symbol} import: ${p.lines} lines, ${p.bars} bars, ${p.stored} stored, ${p.rejected} rejected\n`))
         })
+      ).pipe(
+        Effect.tapError((error) =>
+          error instanceof ImportRefused
+            ? Effect.zipRight(
+                Effect.forEach(error.summary.firstErrors, (bad) => Console.error(`line ${bad.line}: ${bad.reason}: ${bad.text}`)),
+                summary({
+                  command: "import", status: "failed", file: input.file, format, symbol, clock: clockText, error: error.message, stored: 0,
+                  lines: error.summary.lines, bad_lines: error.summary.badLines,
+                  first_errors: error.summary.firstErrors.map((bad) => ({ line: bad.line, reason: bad.reason, text: bad.text }))
+                })
+              )
+            : Effect.void
+        )
       ))
       for (const error of report.firstErrors) yield* Console.error(`line ${error.line}: ${error.reason}`)
       yield* Console.log(
@@ -415,7 +430,7 @@ const importCommand = Command.make(
       yield* summary({
         command: "import", status: "ok", file: input.file, format, symbol, clock: clockText,
         lines: report.lines, bars: report.bars, stored: report.stored, unchanged: report.unchanged, rejected: report.rejected,
-        flat_dropped: report.droppedFlatBars, bad_lines: report.badLines, seconds: Math.round((Date.now() - started) / 100) / 10
+        flat_dropped: report.droppedFlatBars, skipped: report.skipped, bad_lines: report.badLines, seconds: Math.round((Date.now() - started) / 100) / 10
       })
     })
 ).pipe(Command.withDescription("Load a CSV export of M1 bars (HistData, MetaTrader, Dukascopy, Binance) through the same checks as the vendor's bars."))

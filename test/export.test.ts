@@ -187,6 +187,19 @@ describe.each(databaseKinds)("export on the %s database", (kind) => {
     expect(rows.map((r) => (r.ts as Date).getTime())).toEqual(bars.slice(1990, 2010).map((b) => b.ts))
   })
 
+  test("plain CSV rendered by the database is byte for byte what the app renders, across page boundaries", async () => {
+    const render = (csvRenderer: "database" | "app") =>
+      api.runtime.runPromise(
+        Stream.runCollect(exportStream({
+          specs: [api.config.symbols.find((s) => s.symbol === "EURUSD")!], timeframe: "M1", from: seedFrom, to: seedTo, format: "csv",
+          fill: "none", boundary: "utc", sessions: false, version: "test", pageBars: 1500, csvRenderer
+        })).pipe(Effect.map((chunks) => Buffer.concat([...chunks].map((c) => c.bytes)).toString()))
+      )
+    const [database, app] = [await render("database"), await render("app")]
+    expect(database.split("\n").length).toBe((await stored()).length + 2)
+    expect(database).toBe(app)
+  })
+
   test("a bad parameter is a 400 naming it; an unknown symbol a 404", async () => {
     const bad = await download(`symbol=EURUSD&timeframe=M1&start=${seedFrom}&end=${seedTo}&format=xlsx`)
     expect(bad.response.status).toBe(400)

@@ -32,7 +32,7 @@ export interface ExportChunk {
   readonly filled: number
 }
 
-export const defaultExportPageBars = 100_000
+export const defaultExportPageBars = 50_000
 
 /** A stand-in's gap: the recorded gap that holds its minute, or `unrecorded` (shorter than GAP_MIN_BARS, or not detected yet). */
 const gapStatuses = (page: ExportPage["bars"], gaps: ReadonlyArray<{ readonly start: number; readonly end: number; readonly status: string }>) => {

@@ -66,14 +66,13 @@ export const exportStream = (request: ExportRequest): Stream.Stream<ExportChunk,
     const day = tradingDays(request.boundary)
     const limit = request.pageBars ?? defaultExportPageBars
     const databaseCsv = request.format === "csv" && !filledColumns && !request.sessions && request.csvRenderer !== "app"
-    const textEncoder = new TextEncoder()
     const pages = Stream.fromIterable(request.specs).pipe(
       Stream.flatMap((spec) =>
         databaseCsv
           ? Stream.paginateEffect(request.from, (from) =>
               CandleStore.use((store) =>
                 store.rangeCsv({ symbol: spec.symbol, timeframe: request.timeframe, from, to: request.to, limit, dayBoundary: request.boundary })
-              ).pipe(Effect.map((page) => [{ bytes: textEncoder.encode(page.lines), rows: page.count, filled: 0 } satisfies ExportChunk, Option.fromNullable(page.next)] as const))
+              ).pipe(Effect.map((page) => [{ bytes: page.lines, rows: page.count, filled: 0 } satisfies ExportChunk, Option.fromNullable(page.next)] as const))
             )
           : Stream.paginateEffect(request.from, (from) =>
           Effect.gen(function* () {

@@ -89,3 +89,43 @@ export const copyIn = (statement: string, payload: Uint8Array) =>
     })
     return Option.some(rows)
   })
+
+/**
+ * `COPY ... TO STDOUT` on the transaction's connection, the rows' bytes gathered as PostgreSQL sends them; None
+ * when there is no node-postgres client underneath (the caller takes its other path). COPY takes no parameters:
+ * the statement carries its values as literals (see `inlineParameters`).
+ */
+export const copyOut = (statement: string) =>
+  Effect.gen(function* () {
+    const transaction = yield* Effect.serviceOption(SqlClient.TransactionConnection)
+    const client = Option.flatMapNullable(transaction, ([connection]) => (connection as { readonly pg?: { query(submittable: object): void } }).pg)
+    if (Option.isNone(client)) return Option.none<{ readonly rows: number; readonly bytes: Uint8Array }>()
+    const copied = yield* Effect.async<{ readonly rows: number; readonly bytes: Uint8Array }, SqlError>((resume) => {
+      const chunks: Array<Buffer> = []
+      let rows = 0
+      client.value.query({
+        submit: (connection: any) => connection.query(statement),
+        // The parser reuses its buffer: a chunk is copied before the next message overwrites it.
+        handleCopyData: (message: { chunk: Buffer }) => void chunks.push(Buffer.from(message.chunk)),
+        handleCommandComplete: (message: { text: string }) => void (rows = Number(message.text.split(" ")[1])),
+        handleError: (cause: unknown) => resume(Effect.fail(new SqlError({ cause, message: `COPY failed: ${String((cause as Error).message)}` }))),
+        handleReadyForQuery: () => resume(Effect.succeed({ rows, bytes: Buffer.concat(chunks) })),
+        handleRowDescription: () => {},
+        handleDataRow: () => {},
+        handleEmptyQuery: () => {},
+        handlePortalSuspended: () => {},
+        handleCopyInResponse: () => {}
+      })
+    })
+    return Option.some(copied)
+  })
+
+/** A statement's `$n` placeholders replaced by SQL literals of its values (strings, numbers, dates), for COPY. */
+export const inlineParameters = (text: string, params: ReadonlyArray<unknown>): string =>
+  text.replace(/\$(\d+)/g, (placeholder, index: string) => {
+    const value = params[Number(index) - 1]
+    if (typeof value === "number" && Number.isFinite(value)) return String(value)
+    if (value instanceof Date) return `'${value.toISOString()}'::timestamptz`
+    if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`
+    throw new Error(`cannot inline ${placeholder} (${typeof value})`)
+  })

@@ -20,7 +20,7 @@ class ExportRefused extends Data.TaggedError("ExportRefused")<{ readonly message
 
 const FillOption = Schema.Literal("none", "null", "prev")
 
-const gcAboveBytes = 200 * 1024 * 1024
+const gcAboveBytes = 224 * 1024 * 1024
 
 /** Where the bytes go: a file written beside its name and renamed when complete (a failed export leaves none), or stdout. */
 const openOutput = (out: string) =>

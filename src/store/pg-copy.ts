@@ -101,15 +101,24 @@ export const copyOut = (statement: string) =>
     const client = Option.flatMapNullable(transaction, ([connection]) => (connection as { readonly pg?: { query(submittable: object): void } }).pg)
     if (Option.isNone(client)) return Option.none<{ readonly rows: number; readonly bytes: Uint8Array }>()
     const copied = yield* Effect.async<{ readonly rows: number; readonly bytes: Uint8Array }, SqlError>((resume) => {
-      const chunks: Array<Buffer> = []
+      // One CopyData message a row: copied into one growing buffer (the parser reuses its own), not a Buffer each.
+      let out = new Uint8Array(1 << 20)
+      let length = 0
       let rows = 0
       client.value.query({
         submit: (connection: any) => connection.query(statement),
-        // The parser reuses its buffer: a chunk is copied before the next message overwrites it.
-        handleCopyData: (message: { chunk: Buffer }) => void chunks.push(Buffer.from(message.chunk)),
+        handleCopyData: ({ chunk }: { chunk: Uint8Array }) => {
+          if (length + chunk.length > out.length) {
+            const grown = new Uint8Array(Math.max(out.length * 2, length + chunk.length))
+            grown.set(out.subarray(0, length))
+            out = grown
+          }
+          out.set(chunk, length)
+          length += chunk.length
+        },
         handleCommandComplete: (message: { text: string }) => void (rows = Number(message.text.split(" ")[1])),
         handleError: (cause: unknown) => resume(Effect.fail(new SqlError({ cause, message: `COPY failed: ${String((cause as Error).message)}` }))),
-        handleReadyForQuery: () => resume(Effect.succeed({ rows, bytes: Buffer.concat(chunks) })),
+        handleReadyForQuery: () => resume(Effect.succeed({ rows, bytes: out.subarray(0, length) })),
         handleRowDescription: () => {},
         handleDataRow: () => {},
         handleEmptyQuery: () => {},

@@ -4,6 +4,8 @@ import { BunContext, BunRuntime } from "@effect/platform-bun"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { appLayer, type AppServices } from "./app-layer.ts"
+import { versionLine } from "./build-info.ts"
+import { healthcheckCommand } from "./cli/healthcheck.ts"
 import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
@@ -437,11 +439,11 @@ const importCommand = Command.make(
 
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand,
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand, healthcheckCommand(summary),
     exportCommand({ summary, withApp, parseInstant })])
 )
 
-const cli = Command.run(root, { name: "candlekeep", version: "0.1.0" })
+const cli = Command.run(root, { name: "candlekeep", version: versionLine })
 
 /** One line for a person on stderr; a failure never prints a stack trace. */
 const describeFailure = (cause: Cause.Cause<unknown>): string => {

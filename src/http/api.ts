@@ -1,5 +1,6 @@
 import { Cause, Effect, Exit, ParseResult, Schema } from "effect"
 import type { Context, Hono } from "hono"
+import { answer, ErrorAnswer, type Answer } from "./contract.ts"
 import { BadRequest, errorAnswer, Unauthorized } from "./errors.ts"
 import type { RunEffect } from "./run-effect.ts"
 
@@ -17,8 +18,12 @@ export interface RouteSpec<Q = unknown, P = unknown, B = unknown> {
   readonly query?: Schema.Schema<Q, any>
   readonly params?: Schema.Schema<P, any>
   readonly body?: Schema.Schema<B, any>
-  /** Status → what it means; the content types the success answer may have. */
-  readonly responses: Readonly<Record<number, string>>
+  /**
+   * Status → its answer (schema, content type, description; several for alternative content types), or only
+   * what it means (an error status: the Error schema). 400, 401, 413, 500 and 503 are implied (see openapi.ts).
+   */
+  readonly responses: Readonly<Record<number, Answer | ReadonlyArray<Answer> | string>>
+  /** The content types of a success answer given only as a description. */
   readonly produces?: ReadonlyArray<string>
 }
 
@@ -86,10 +91,10 @@ export const makeApi = <R>(app: Hono, run: RunEffect<R>, authorize: (access: Acc
 /** The one place a failed handler becomes a response; what the client did not cause is logged with the request id. */
 export const answerFailure = async <R>(c: Context, cause: Cause.Cause<unknown>, run: RunEffect<R>): Promise<Response> => {
   const requestId = (c.get("requestId" as never) as string | undefined) ?? crypto.randomUUID()
-  if (Cause.isInterruptedOnly(cause)) return c.json({ error: "unavailable", message: "the service is stopping" }, 503)
-  const answer = errorAnswer(cause, requestId)
-  if (answer.log) {
-    await run(Effect.logError(`${c.req.method} ${c.req.path} failed (${answer.status})`, cause).pipe(Effect.annotateLogs({ request_id: requestId })))
+  if (Cause.isInterruptedOnly(cause)) return answer(c, ErrorAnswer, { error: "unavailable", message: "the service is stopping" }, 503)
+  const failure = errorAnswer(cause, requestId)
+  if (failure.log) {
+    await run(Effect.logError(`${c.req.method} ${c.req.path} failed (${failure.status})`, cause).pipe(Effect.annotateLogs({ request_id: requestId })))
   }
-  return c.json(answer.body, answer.status, answer.headers)
+  return answer(c, ErrorAnswer, failure.body, failure.status, failure.headers)
 }

@@ -14,6 +14,8 @@ import { eventRoutes } from "./events.ts"
 import { exportRoutes } from "./export.ts"
 import { gapRoutes } from "./gaps.ts"
 import { verifyRoutes } from "./verify.ts"
+import { retryRoutes } from "./retry.ts"
+import { dashboardRoutes } from "./dashboard.ts"
 import { healthRoutes } from "./health.ts"
 import { jobRoutes } from "./jobs.ts"
 import { metricsRoutes } from "./metrics.ts"
@@ -76,6 +78,8 @@ export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings
   eventRoutes(api)
   metricsRoutes(api)
   brokerRoutes(api)
+  retryRoutes(api)
+  dashboardRoutes(app)
   const document = openApiDocument(api.routes, { version, tokens: Option.isSome(settings.apiToken) || Option.isSome(settings.apiReadToken) })
   app.get("/openapi.json", (c) => c.json(document))
 

@@ -1,6 +1,7 @@
 import { Clock, Effect, Schema } from "effect"
 import { Broker } from "../pipeline/broker.ts"
 import type { Api } from "./api.ts"
+import { answer, BrokerComparisonAnswer, BrokerHistoryAnswer, BrokerOffsetAnswer, BrokerQuotesAnswer } from "./contract.ts"
 import { BadRequest } from "./errors.ts"
 import { Instant, IntParam, Name } from "./params.ts"
 
@@ -53,13 +54,15 @@ export const brokerRoutes = (api: Api<Broker>) => {
       summary: "Broker M1 candles vs the vendor's stored M1 bars, minute by minute in UTC, over a window; with the latest vendor close beside the broker's bid/ask",
       access: "read",
       query: CompareQuery,
-      responses: { 200: "samples, mean/max/std of the close difference in price and pips, one-sided minutes, latest prices", 400: "a bad parameter", ...notConfigured, 502: "MetaApi failed" }
+      responses: { 200: BrokerComparisonAnswer, 400: "a bad parameter", ...notConfigured, 502: "MetaApi failed" }
     },
     ({ query }, c) =>
       Effect.gen(function* () {
         const broker = yield* Broker
         const ref = yield* streamRef(broker, query)
-        return c.json(
+        return answer(
+          c,
+          BrokerComparisonAnswer,
           yield* broker.compare({
             ...ref,
             ...(query.window_minutes === undefined ? {} : { windowMinutes: query.window_minutes }),
@@ -76,13 +79,13 @@ export const brokerRoutes = (api: Api<Broker>) => {
       summary: "Mean and standard deviation of broker mid − vendor close over the sampled quotes, with a recommendation {use_offset, offset}",
       access: "read",
       query: OffsetQuery,
-      responses: { 200: "the offset report", 400: "a bad parameter", ...notConfigured }
+      responses: { 200: BrokerOffsetAnswer, 400: "a bad parameter", ...notConfigured }
     },
     ({ query }, c) =>
       Effect.gen(function* () {
         const broker = yield* Broker
         const ref = yield* streamRef(broker, query)
-        return c.json(yield* broker.offset({ ...ref, ...(query.samples === undefined ? {} : { samples: query.samples }) }))
+        return answer(c, BrokerOffsetAnswer, yield* broker.offset({ ...ref, ...(query.samples === undefined ? {} : { samples: query.samples }) }))
       })
   )
   api.route(
@@ -93,7 +96,7 @@ export const brokerRoutes = (api: Api<Broker>) => {
       summary: "Sampled broker quotes (bid, ask, broker time) in [start, end)",
       access: "read",
       query: RangeQuery,
-      responses: { 200: "`{account, symbol, count, quotes:[…]}`", 400: "a bad parameter", ...notConfigured }
+      responses: { 200: BrokerQuotesAnswer, 400: "a bad parameter", ...notConfigured }
     },
     ({ query }, c) =>
       Effect.gen(function* () {
@@ -101,7 +104,7 @@ export const brokerRoutes = (api: Api<Broker>) => {
         const ref = yield* streamRef(broker, query)
         const range = yield* rangeOf(query)
         const quotes = yield* broker.quotes({ ...ref, ...range, limit: query.limit })
-        return c.json({ account: ref.account, symbol: ref.symbol.toUpperCase(), count: quotes.length, quotes })
+        return answer(c, BrokerQuotesAnswer, { account: ref.account, symbol: ref.symbol.toUpperCase(), count: quotes.length, quotes })
       })
   )
   api.route(
@@ -112,7 +115,7 @@ export const brokerRoutes = (api: Api<Broker>) => {
       summary: "The scheduled comparisons stored in [start, end): the drift between broker and vendor over days",
       access: "read",
       query: RangeQuery,
-      responses: { 200: "`{account, symbol, count, comparisons:[…]}`", 400: "a bad parameter", ...notConfigured }
+      responses: { 200: BrokerHistoryAnswer, 400: "a bad parameter", ...notConfigured }
     },
     ({ query }, c) =>
       Effect.gen(function* () {
@@ -120,7 +123,7 @@ export const brokerRoutes = (api: Api<Broker>) => {
         const ref = yield* streamRef(broker, query)
         const range = yield* rangeOf(query)
         const comparisons = yield* broker.history({ ...ref, ...range, limit: query.limit })
-        return c.json({ account: ref.account, symbol: ref.symbol.toUpperCase(), count: comparisons.length, comparisons })
+        return answer(c, BrokerHistoryAnswer, { account: ref.account, symbol: ref.symbol.toUpperCase(), count: comparisons.length, comparisons })
       })
   )
 }

@@ -7,7 +7,8 @@ import { type CandlePage, readCandlePage } from "../pipeline/candle-pages.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
-import { Instant, IntParam, Name, resolveStream } from "./params.ts"
+import { answer, CandlesCsv, CandlesJson, csvHeaderRow } from "./contract.ts"
+import { Instant, IntParam, Name, resolveStream, TimeframeName } from "./params.ts"
 
 export const maxLimit = 50_000
 /** The longest range one request may name; a cursor walks longer histories page by page. */
@@ -16,7 +17,7 @@ const maxRangeMillis = maxRangeYears * 366 * 86_400_000
 
 export const CandlesQuery = Schema.Struct({
   symbol: Name.annotations({ description: "a configured symbol, e.g. EURUSD" }),
-  timeframe: Name.annotations({ description: "M1 M5 M15 M30 H1 H4 D1" }),
+  timeframe: TimeframeName,
   start: Schema.optional(Instant.annotations({ description: "first bar's open time, inclusive (default: `limit` bar slots before end)" })),
   end: Schema.optional(Instant.annotations({ description: "exclusive (default: now)" })),
   limit: Schema.optionalWith(IntParam(1, maxLimit, "bars per page (default 1000)"), { default: () => 1000 }),
@@ -28,7 +29,7 @@ export const CandlesQuery = Schema.Struct({
 })
 
 
-const csvHeader = (filled: boolean) => `ts,open,high,low,close,volume${filled ? ",filled" : ""}\n`
+const csvHeader = (filled: boolean) => `${csvHeaderRow}${filled ? ",filled" : ""}\n`
 const csvLine = (bar: ServedBar, filled: boolean) =>
   `${new Date(bar.ts).toISOString()},${bar.open ?? ""},${bar.high ?? ""},${bar.low ?? ""},${bar.close ?? ""},${bar.volume}${filled ? `,${bar.filled}` : ""}\n`
 
@@ -57,8 +58,7 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
       summary: "Bars of one symbol and timeframe in [start, end); M1 and timeframes with their own stream from stored bars, the rest from the rollups",
       access: "read",
       query: CandlesQuery,
-      responses: { 200: "`{symbol, timeframe, count, candles:[{ts, open, high, low, close, volume}], next}`; CSV with a header row when format=csv (next page's start in `X-Next`)", 400: "a bad parameter", 404: "unknown symbol or timeframe" },
-      produces: ["application/json", "text/csv"]
+      responses: { 200: [CandlesJson, CandlesCsv], 400: "a bad parameter, or start not before end", 404: "unknown symbol or timeframe" }
     },
     ({ query }, c: Context) =>
       Effect.gen(function* () {
@@ -77,8 +77,9 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
           const page = yield* store.rangeJson({ symbol: spec.symbol, timeframe, from: start, to: end, limit: query.limit, dayBoundary: boundary })
+          // The contract test decodes this text with CandlesPage, so it cannot drift from the schema.
           return c.body(`{"symbol":${JSON.stringify(spec.symbol)},"timeframe":"${timeframe}","count":${page.count},"candles":${page.bars},"next":${page.next}}`, 200, {
-            "Content-Type": "application/json"
+            "Content-Type": CandlesJson.contentType
           })
         }
         const page = yield* readCandlePage({ spec, timeframe, from: start, to: end, limit: query.limit, fill: query.fill, boundary })
@@ -86,12 +87,12 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         const filled = query.fill !== "none"
         if (query.format === "csv") {
           return c.body(csvBody(page, filled), 200, {
-            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Type": `${CandlesCsv.contentType}; charset=utf-8`,
             "Content-Disposition": `inline; filename="${spec.symbol}_${timeframe}.csv"`,
             ...(page.next === null ? {} : { "X-Next": String(page.next) })
           })
         }
-        return c.json({
+        return answer(c, CandlesJson, {
           symbol: spec.symbol,
           timeframe,
           count: page.bars.length,

@@ -7,6 +7,7 @@ import { NotAStream } from "../supervisor/jobs.ts"
 import { StreamRequestError } from "../supervisor/stream-entity.ts"
 import { StreamRequestFailed } from "../supervisor/stream-loop.ts"
 import { describeError } from "../store/database-error.ts"
+import type { ErrorBody } from "./contract.ts"
 
 /** Something the client sent that cannot be used: which field, and what is wrong with it. */
 export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly field: string; readonly message: string }> {}
@@ -20,12 +21,15 @@ export class NotFound extends Data.TaggedError("NotFound")<{
 
 export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly message: string }> {}
 
+/** The request does not fit the resource's present state (a Retry for a stream that has not failed). */
+export class Conflict extends Data.TaggedError("Conflict")<{ readonly field: string; readonly message: string }> {}
+
 /** A feature that is off on this instance (broker comparison without MetaApi settings). */
 export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly message: string }> {}
 
 export interface ErrorAnswer {
-  readonly status: 400 | 401 | 404 | 500 | 502 | 503
-  readonly body: Record<string, unknown>
+  readonly status: 400 | 401 | 404 | 409 | 500 | 502 | 503
+  readonly body: ErrorBody
   readonly headers?: Readonly<Record<string, string>>
   /** Worth a line in the log: the client did nothing wrong. */
   readonly log: boolean
@@ -43,6 +47,7 @@ export const errorAnswer = (cause: Cause.Cause<unknown>, requestId: string): Err
     if (error instanceof NotFound) {
       return { status: 404, body: { error: "not_found", ...(error.field ? { field: error.field } : {}), message: error.message, ...(error.valid ? { valid: error.valid } : {}) }, log: false }
     }
+    if (error instanceof Conflict) return { status: 409, body: { error: "conflict", field: error.field, message: error.message }, log: false }
     if (error instanceof Unauthorized) {
       return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'Bearer realm="candlekeep"' }, log: false }
     }

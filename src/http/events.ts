@@ -2,6 +2,7 @@ import { Effect, Exit, Queue, Schema, Scope } from "effect"
 import { streamSSE } from "hono/streaming"
 import { StreamEvents } from "../supervisor/events.ts"
 import type { Api } from "./api.ts"
+import { EventStream } from "./contract.ts"
 import { Name } from "./params.ts"
 
 const heartbeatMillis = 15_000
@@ -23,8 +24,7 @@ export const eventRoutes = (api: Api<StreamEvents>) =>
       summary: "Server-Sent Events: state, page, restart and job events, with heartbeats",
       access: "read",
       query: EventsQuery,
-      responses: { 200: "text/event-stream" },
-      produces: ["text/event-stream"]
+      responses: { 200: EventStream }
     },
     ({ query }, c) =>
       Effect.gen(function* () {

@@ -6,7 +6,8 @@ import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { BadRequest, Unavailable } from "./errors.ts"
 import { accepted } from "./jobs.ts"
-import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe } from "./params.ts"
+import { answer, GapsAnswer, GapsDetectedAnswer, JobAcceptedAnswer, QualityAnswer } from "./contract.ts"
+import { Instant, InstantMillis, iso, Name, resolveStream, resolveSymbol, resolveTimeframe, TimeframeName } from "./params.ts"
 
 const gapStatuses: ReadonlyArray<GapStatus> = ["detected", "filling", "filled", "partially_filled", "unfillable"]
 
@@ -20,7 +21,7 @@ const StatusList = Schema.String.pipe(
 const SymbolParam = Schema.Struct({ symbol: Name })
 
 const GapsQuery = Schema.Struct({
-  timeframe: Schema.optional(Name),
+  timeframe: Schema.optional(TimeframeName),
   status: Schema.optional(StatusList),
   from: Schema.optional(Instant),
   to: Schema.optional(Instant)
@@ -28,13 +29,13 @@ const GapsQuery = Schema.Struct({
 
 export const GapRangeBody = Schema.Struct({
   symbol: Name,
-  timeframe: Schema.optionalWith(Name, { default: () => "M1" }),
+  timeframe: Schema.optionalWith(TimeframeName, { default: () => "M1" }),
   from: Schema.optional(Schema.Union(InstantMillis, Instant)).annotations({ description: "default: the first stored bar" }),
   to: Schema.optional(Schema.Union(InstantMillis, Instant)).annotations({ description: "default: the watermark" })
 })
 
 const QualityQuery = Schema.Struct({
-  timeframe: Schema.optionalWith(Name, { default: () => "M1" }),
+  timeframe: Schema.optionalWith(TimeframeName, { default: () => "M1" }),
   from: Schema.optional(Instant),
   to: Schema.optional(Instant)
 })
@@ -61,7 +62,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       access: "read",
       params: SymbolParam,
       query: GapsQuery,
-      responses: { 200: "`{symbol, gaps:[…]}`", 400: "a bad parameter", 404: "unknown symbol or timeframe" }
+      responses: { 200: GapsAnswer, 400: "a bad parameter", 404: "unknown symbol or timeframe" }
     },
     ({ params, query }, c) =>
       Effect.gen(function* () {
@@ -70,7 +71,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
         yield* checkRange(query.from, query.to)
         const statuses = query.status === undefined ? null : (query.status.split(",").map((s) => s.trim()) as Array<GapStatus>)
         const gaps = yield* GapRepo.use((r) => r.list(spec.symbol, timeframe, statuses, query.from, query.to))
-        return c.json({
+        return answer(c, GapsAnswer, {
           symbol: spec.symbol,
           count: gaps.length,
           gaps: gaps.map((g) => ({
@@ -94,13 +95,13 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       summary: "Find runs of missing bars inside open sessions in a range (default all history) and record them",
       access: "write",
       body: GapRangeBody,
-      responses: { 200: "the gaps found", 400: "a bad body", 404: "unknown symbol or timeframe" }
+      responses: { 200: GapsDetectedAnswer, 400: "a bad body", 404: "unknown symbol or timeframe" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const range = yield* rangeOf(body)
         const found = yield* Gaps.use((g) => g.detect(range))
-        return c.json({
+        return answer(c, GapsDetectedAnswer, {
           symbol: range.symbol,
           timeframe: range.timeframe,
           from: iso(found.from),
@@ -119,7 +120,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       summary: "Ask the vendor again for the open gaps of a range; answered at once with a job",
       access: "write",
       body: GapRangeBody,
-      responses: { 202: "`{job:{id, status, url}}`", 400: "a bad body", 404: "unknown symbol or timeframe", 503: "no vendor key configured" }
+      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol or timeframe", 503: "no vendor key configured" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
@@ -127,7 +128,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
         const config = yield* AppConfig
         if (Option.isNone(config.massive.apiKey)) return yield* new Unavailable({ message: "MASSIVE_API_KEY is not set: gaps cannot be asked of the vendor" })
         const id = yield* Jobs.use((jobs) => jobs.fillGaps(range))
-        return c.json(accepted(id), 202)
+        return answer(c, JobAcceptedAnswer, accepted(id), 202)
       })
   )
   api.route(
@@ -139,7 +140,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
       access: "read",
       params: SymbolParam,
       query: QualityQuery,
-      responses: { 200: "`{symbol, timeframe, from, to, months:[…]}`", 400: "a bad parameter", 404: "unknown symbol or timeframe" }
+      responses: { 200: QualityAnswer, 400: "a bad parameter", 404: "unknown symbol or timeframe" }
     },
     ({ params, query }, c) =>
       Effect.gen(function* () {
@@ -148,7 +149,7 @@ export const gapRoutes = (api: Api<AppConfig | Gaps | GapRepo | Jobs>) => {
         const report = yield* Gaps.use((g) =>
           g.report({ symbol: spec.symbol, timeframe, ...(query.from === undefined ? {} : { from: query.from }), ...(query.to === undefined ? {} : { to: query.to }) })
         )
-        return c.json({
+        return answer(c, QualityAnswer, {
           symbol: report.symbol,
           timeframe: report.timeframe,
           from: iso(report.from),

@@ -4,16 +4,17 @@ import { DatabaseInfo } from "../store/database.ts"
 import { migrations } from "../store/migrations.ts"
 import { Readiness } from "../supervisor/readiness.ts"
 import type { Api } from "./api.ts"
+import { answer, HealthAnswer, NotReadyAnswer, ReadyAnswer } from "./contract.ts"
 
 const startedAt = Date.now()
 
 /** `GET /api/data/health` (always 200 while the process lives) and `GET /api/data/ready` (503 with the reason until it can serve). */
 export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readiness>) => {
   api.route(
-    { method: "get", path: "/api/data/health", tag: "service", summary: "Liveness: what the store runs on", access: "public", responses: { 200: "the database kind, versions and migration level" } },
+    { method: "get", path: "/api/data/health", tag: "service", summary: "Liveness: what the store runs on", access: "public", responses: { 200: HealthAnswer } },
     (_, c) =>
       Effect.map(DatabaseInfo, (info) =>
-        c.json({
+        answer(c, HealthAnswer, {
           status: "ok",
           service: "candlekeep",
           uptime_s: Math.round((Date.now() - startedAt) / 1000),
@@ -35,7 +36,7 @@ export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readi
       tag: "service",
       summary: "Readiness: the database answers, every migration is applied, the supervisor runs",
       access: "public",
-      responses: { 200: "ready", 503: "not ready, with the reason" }
+      responses: { 200: ReadyAnswer, 503: NotReadyAnswer }
     },
     (_, c) =>
       Effect.gen(function* () {
@@ -51,8 +52,8 @@ export const healthRoutes = (api: Api<DatabaseInfo | SqlClient.SqlClient | Readi
         const supervisor = yield* Readiness.use((r) => r.notReady)
         const reasons = [database, migrated, supervisor].filter((r): r is string => r !== null)
         return reasons.length === 0
-          ? c.json({ status: "ready" })
-          : c.json({ status: "not_ready", error: "not_ready", message: reasons.join("; "), reasons }, 503)
+          ? answer(c, ReadyAnswer, { status: "ready" })
+          : answer(c, NotReadyAnswer, { status: "not_ready", error: "not_ready", message: reasons.join("; "), reasons }, 503)
       })
   )
 }

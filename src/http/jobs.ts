@@ -4,11 +4,12 @@ import type { Job } from "../store/job-repo.ts"
 import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { NotFound } from "./errors.ts"
-import { iso, Name, resolveStream } from "./params.ts"
+import { answer, JobAcceptedAnswer, JobAnswer } from "./contract.ts"
+import { iso, Name, resolveStream, TimeframeName } from "./params.ts"
 
 export const SyncBody = Schema.Struct({
   symbol: Name,
-  timeframe: Schema.optionalWith(Name, { default: () => "M1" }),
+  timeframe: Schema.optionalWith(TimeframeName, { default: () => "M1" }),
   full_sync: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({ description: "ask the whole history again (from BACKFILL_FROM), not just from the watermark" })
 })
 
@@ -31,7 +32,7 @@ export const renderJob = (job: Job) => ({
 })
 
 /** An accepted job: where to follow it. */
-export const accepted = (id: string) => ({ job: { id, status: "queued", url: `/api/data/jobs/${id}` } })
+export const accepted = (id: string) => ({ job: { id, status: "queued" as const, url: `/api/data/jobs/${id}` } })
 
 /** `POST /api/data/sync` (202 with a job, run by the stream's owner) and `GET /api/data/jobs/:id`. */
 export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
@@ -43,13 +44,13 @@ export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
       summary: "Sync a stream now (or, with full_sync, ask its whole history again); answered at once with a job",
       access: "write",
       body: SyncBody,
-      responses: { 202: "`{job:{id, status, url}}`", 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream" }
+      responses: { 202: JobAcceptedAnswer, 400: "a bad body", 404: "unknown symbol, timeframe, or not a configured stream" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
         const { spec, timeframe } = yield* resolveStream(body.symbol, body.timeframe)
         const id = yield* Jobs.use((jobs) => jobs.sync({ symbol: spec.symbol, timeframe }, body.full_sync))
-        return c.json(accepted(id), 202)
+        return answer(c, JobAcceptedAnswer, accepted(id), 202)
       })
   )
   api.route(
@@ -60,13 +61,13 @@ export const jobRoutes = (api: Api<Jobs | AppConfig>) => {
       summary: "A job's progress and result",
       access: "read",
       params: JobId,
-      responses: { 200: "the job", 400: "not a job id", 404: "no such job" }
+      responses: { 200: JobAnswer, 400: "not a job id", 404: "no such job" }
     },
     ({ params }, c) =>
       Effect.gen(function* () {
         const job = yield* Jobs.use((jobs) => jobs.get(params.id))
         if (Option.isNone(job)) return yield* new NotFound({ field: "id", message: `no job ${params.id}` })
-        return c.json(renderJob(job.value))
+        return answer(c, JobAnswer, renderJob(job.value))
       })
   )
 }

@@ -6,6 +6,7 @@ import { GapRepo } from "../store/gap-repo.ts"
 import { QuarantineRepo } from "../store/quarantine-repo.ts"
 import { SyncRepo } from "../store/sync-repo.ts"
 import type { Api } from "./api.ts"
+import { MetricsText } from "./contract.ts"
 import { streamLagSeconds } from "./status.ts"
 
 /** Prometheus' text format, one family at a time. */
@@ -31,7 +32,7 @@ const streamStates = ["not_started", "starting", "backfilling", "live", "degrade
 /** `GET /metrics`: this process's counters (Effect metrics) and the store's gauges, read at scrape time. */
 export const metricsRoutes = (api: Api<AppConfig | SyncRepo | GapRepo | QuarantineRepo | Broker>) =>
   api.route(
-    { method: "get", path: "/metrics", tag: "service", summary: "Prometheus metrics", access: "read", responses: { 200: "Prometheus text format 0.0.4" }, produces: ["text/plain"] },
+    { method: "get", path: "/metrics", tag: "service", summary: "Prometheus metrics", access: "read", responses: { 200: MetricsText } },
     (_, c) =>
       Effect.gen(function* () {
         const config = yield* AppConfig
@@ -101,7 +102,7 @@ export const metricsRoutes = (api: Api<AppConfig | SyncRepo | GapRepo | Quaranti
           if (last !== null && last !== undefined) out.sample("candlekeep_broker_quote_age_seconds", { account: stream.account, symbol: stream.symbol }, Math.round((now - last) / 1000))
         }
 
-        return c.text(out.text(), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" })
+        return c.text(out.text(), 200, { "Content-Type": `${MetricsText.contentType}; version=0.0.4; charset=utf-8` })
       })
   )
 

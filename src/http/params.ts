@@ -62,6 +62,14 @@ export const Name = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9._:-]+$/, { message: () => "letters, digits and . _ : - only" })
 )
 
+/**
+ * A timeframe as a client names it. The document offers the literal union M1 … D1 (an enum a generated client
+ * types); any case is read, and a name outside it is a 404 with the list (resolveTimeframe), not a 400.
+ */
+export const TimeframeName = Name.annotations({
+  jsonSchema: { type: "string", enum: [...Timeframe.literals], description: "the bar length (any case is read)" }
+})
+
 /** A configured symbol, whatever its case; else 404 with the configured ones. */
 export const resolveSymbol = (text: string) =>
   Effect.flatMap(AppConfig, (config) => {

@@ -1,9 +1,10 @@
 import { Effect } from "effect"
+import { buildInfo } from "../build-info.ts"
 import { AppConfig } from "../config.ts"
 import { makeApp, type HttpRequirements } from "./app.ts"
 import { runEffectWith } from "./run-effect.ts"
 
-export const version = "0.1.0"
+export const version = buildInfo.version
 
 /**
  * Serves the Hono app on Bun.serve for as long as the surrounding scope lives. Handlers run on the runtime

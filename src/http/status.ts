@@ -5,6 +5,7 @@ import { streamName } from "../domain/stream.ts"
 import { Broker } from "../pipeline/broker.ts"
 import { SyncRepo, type StreamState } from "../store/sync-repo.ts"
 import type { Api } from "./api.ts"
+import { answer, StatusAnswer } from "./contract.ts"
 import { iso } from "./params.ts"
 
 /** The plan's delay a stream works with: as its last sync recorded it (the vendor may have said DELAYED), else the setting's. */
@@ -28,7 +29,7 @@ export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
       tag: "streams",
       summary: "Every stream: state, watermark, lag behind what the plan delivers, the plan's delay and first answered day, last success, last error, bars stored, owner instance; and the broker streams",
       access: "read",
-      responses: { 200: "`{streams:[…]}`" }
+      responses: { 200: StatusAnswer }
     },
     (_, c) =>
       Effect.gen(function* () {
@@ -37,14 +38,14 @@ export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
         const states = new Map((yield* SyncRepo.use((r) => r.states)).map((s) => [streamName(s), s]))
         const broker = yield* Broker.use((b) => b.states())
         const brokerStates = new Map(broker.streams.map((s) => [`${s.account}:${s.symbol}`, s]))
-        return c.json({
+        return answer(c, StatusAnswer, {
           streams: configuredStreams(config).map((stream) => {
             const state = states.get(streamName(stream))
             return {
               stream: streamName(stream),
               symbol: stream.symbol,
               timeframe: stream.timeframe,
-              state: state?.status ?? "not_started",
+              state: state?.status ?? ("not_started" as const),
               watermark: iso(state?.watermark ?? null),
               // Measured from what the plan can deliver, over open market only.
               lag_seconds: streamLagSeconds(config, state, now),
@@ -67,7 +68,7 @@ export const statusRoutes = (api: Api<AppConfig | SyncRepo | Broker>) =>
                 account: stream.account,
                 symbol: stream.symbol,
                 broker_symbol: stream.brokerSymbol,
-                state: state?.status ?? "not_started",
+                state: state?.status ?? ("not_started" as const),
                 last_quote_at: iso(state?.lastQuoteAt ?? null),
                 last_compare_at: iso(state?.lastCompareAt ?? null),
                 last_compare_status: state?.lastCompareStatus ?? null,

@@ -4,6 +4,7 @@ import { rollupLevels, type RollupTimeframe } from "../store/rollups.ts"
 import { Jobs } from "../supervisor/jobs.ts"
 import type { Api } from "./api.ts"
 import { BadRequest, NotFound } from "./errors.ts"
+import { answer, JobAcceptedAnswer } from "./contract.ts"
 import { accepted } from "./jobs.ts"
 import { Instant, InstantMillis, Name, resolveSymbol } from "./params.ts"
 
@@ -26,7 +27,7 @@ export const verifyRoutes = (api: Api<Jobs | AppConfig>) => {
       summary: "Compare a symbol's rollups (M5…H1) with a fresh aggregation of its M1 bars and rebuild the buckets that differ; answered at once with a job",
       access: "write",
       body: VerifyBody,
-      responses: { 202: "`{job:{id, status, url}}`; the job's result lists, per level, buckets, missing, extra, differing, rebuilt", 400: "a bad body", 404: "unknown symbol or timeframe" }
+      responses: { 202: { ...JobAcceptedAnswer, description: "accepted; the job's result lists, per level, buckets, missing, extra, differing, rebuilt" }, 400: "a bad body", 404: "unknown symbol or timeframe" }
     },
     ({ body }, c) =>
       Effect.gen(function* () {
@@ -41,7 +42,7 @@ export const verifyRoutes = (api: Api<Jobs | AppConfig>) => {
         const id = yield* Jobs.use((jobs) =>
           jobs.verify({ symbol: spec.symbol, timeframe: Option.fromNullable(timeframe as RollupTimeframe | undefined), from, to })
         )
-        return c.json(accepted(id), 202)
+        return answer(c, JobAcceptedAnswer, accepted(id), 202)
       })
   )
 }

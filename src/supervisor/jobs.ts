@@ -8,7 +8,7 @@ import { JobRepo, type JobKind } from "../store/job-repo.ts"
 import { Rollups, type VerifyRequest } from "../store/rollups.ts"
 import { runnerName } from "./cluster.ts"
 import { StreamEvents } from "./events.ts"
-import { StreamEntity, streamEntityId } from "./stream-entity.ts"
+import { StreamEntity, StreamRequestError, streamEntityId } from "./stream-entity.ts"
 import { describeError } from "../store/database-error.ts"
 
 /** A sync asked for a symbol × timeframe the supervisor does not keep (not in STREAMS). */
@@ -99,6 +99,14 @@ export class Jobs extends Effect.Service<Jobs>()("Supervisor/Jobs", {
     const verify = (request: VerifyRequest) =>
       submit("verify", { symbol: request.symbol, timeframe: Option.getOrElse(request.timeframe, () => "M1" as const) }, rollups.verify(request))
 
-    return { sync, fillGaps, verify, get: repo.get } as const
+    /** Sends Retry to a failed stream's owner (not a job: a failed loop answers at once, with its new state). */
+    const retry = (stream: StreamKey) =>
+      Effect.flatMap(checkStream(stream), (name) =>
+        client(streamEntityId(name))
+          .Retry()
+          .pipe(Effect.mapError((e) => (e instanceof StreamRequestError ? e : new StreamRequestError({ stream: name, message: describeError(e) }))))
+      )
+
+    return { sync, fillGaps, verify, retry, get: repo.get } as const
   })
 }) {}

@@ -10,10 +10,11 @@ import { AppConfig, brokerStreams, loadConfig } from "./config.ts"
 import { parseIsoInstant } from "./domain/instant.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
+import { exportCommand } from "./cli/export.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
 import { Broker, type BrokerComparisonReport } from "./pipeline/broker.ts"
 import { Gaps, type GapRange } from "./pipeline/gaps.ts"
-import { Importer } from "./pipeline/import.ts"
+import { ImportFailed, Importer, ImportRefused } from "./pipeline/import.ts"
 import { SourceClockFromString } from "./sources/csv/clock.ts"
 import { CsvFormat } from "./sources/csv/line.ts"
 import { progressReporter } from "./progress.ts"
@@ -27,10 +28,11 @@ import { Rollups, rollupLevels, type RollupTimeframe } from "./store/rollups.ts"
 
 /** Every command ends with one JSON line on stdout, after any human-readable output. */
 let summarised = false
-const summary = (fields: Record<string, unknown>) =>
+const summary = (fields: Record<string, unknown>, to: "stdout" | "stderr" = "stdout") =>
   Effect.zipRight(
     Effect.sync(() => void (summarised = true)),
-    Console.log(JSON.stringify(fields))
+    // stderr only when stdout carries the command's data (`export --out -`).
+    to === "stdout" ? Console.log(JSON.stringify(fields)) : Console.error(JSON.stringify(fields))
   )
 
 /**
@@ -387,13 +389,15 @@ const brokerCompare = Command.make(
 const brokerRoot = Command.make("broker", {}, () => Console.log("use broker compare (see --help)")).pipe(Command.withSubcommands([brokerCompare]))
 
 /** Each export's usual clock; `--source-tz` overrides it (HistData's MetaTrader files use `histdata`). */
-const defaultClock: Record<CsvFormat, string> = { histdata: "histdata", mt4: "new-york+7", dukascopy: "utc", binance: "utc" }
+const defaultClock: Record<CsvFormat, string> = {
+  histdata: "histdata", mt4: "new-york+7", dukascopy: "utc", binance: "utc", csv: "utc", mt5: "new-york+7", jsonl: "utc", parquet: "utc"
+}
 
 const importCommand = Command.make(
   "import",
   {
-    file: Options.text("file").pipe(Options.withDescription("a .csv or .csv.gz export of M1 bars")),
-    format: Options.text("format").pipe(Options.withDescription("histdata | mt4 | dukascopy | binance")),
+    file: Options.text("file").pipe(Options.withDescription("a .csv, .csv.gz, .jsonl or .parquet file of M1 bars")),
+    format: Options.text("format").pipe(Options.withDescription("histdata | mt4 | dukascopy | binance | csv (any header) | mt5 | jsonl | parquet (candlekeep's exports)")),
     symbol: streamOptions.symbol,
     sourceTz: Options.text("source-tz").pipe(
       Options.optional,
@@ -407,7 +411,7 @@ const importCommand = Command.make(
       const fail = (message: string) =>
         Effect.zipRight(summary({ command: "import", status: "failed", file: input.file, error: message }), Effect.fail(new BadInput({ message })))
       const format = input.format.trim().toLowerCase()
-      if (!Schema.is(CsvFormat)(format)) return yield* fail(`unknown --format ${input.format}: use histdata, mt4, dukascopy or binance`)
+      if (!Schema.is(CsvFormat)(format)) return yield* fail(`unknown --format ${input.format}: use ${CsvFormat.literals.join(", ")}`)
       const clockText = Option.getOrElse(input.sourceTz, () => defaultClock[format])
       const clock = Schema.decodeUnknownOption(SourceClockFromString)(clockText)
       if (Option.isNone(clock)) return yield* fail(`--source-tz ${JSON.stringify(clockText)} is not a clock: use utc, histdata, new-york+7 or UTC+2`)
@@ -426,9 +430,20 @@ const importCommand = Command.make(
           onPage: (p) => Effect.sync(() => process.stderr.write(`${symbol} import: ${p.lines} lines, ${p.bars} bars, ${p.stored} stored, ${p.rejected} rejected\n`))
         })
       ).pipe(
-        // A broken file says where it broke and what of it is stored.
-        Effect.tapErrorTag("ImportFailed", (broken) =>
-          summary({ command: "import", status: "failed", file: input.file, error: broken.message, line: broken.line, stored: broken.stored, pages: broken.pages, stored_through_line: broken.storedThroughLine })
+        Effect.tapError((error) =>
+          error instanceof ImportRefused
+            ? Effect.zipRight(
+                Effect.forEach(error.summary.firstErrors, (bad) => Console.error(`line ${bad.line}: ${bad.reason}: ${bad.text}`)),
+                summary({
+                  command: "import", status: "failed", file: input.file, format, symbol, clock: clockText, error: error.message, stored: 0,
+                  lines: error.summary.lines, bad_lines: error.summary.badLines,
+                  first_errors: error.summary.firstErrors.map((bad) => ({ line: bad.line, reason: bad.reason, text: bad.text }))
+                })
+              )
+            : error instanceof ImportFailed
+              // A broken file says where it broke and what of it is stored.
+              ? summary({ command: "import", status: "failed", file: input.file, error: error.message, line: error.line, stored: error.stored, pages: error.pages, stored_through_line: error.storedThroughLine })
+              : Effect.void
         )
       ))
       for (const error of report.firstErrors) yield* Console.error(`line ${error.line}: ${error.reason}`)
@@ -438,14 +453,15 @@ const importCommand = Command.make(
       yield* summary({
         command: "import", status: "ok", file: input.file, format, symbol, clock: clockText,
         lines: report.lines, bars: report.bars, stored: report.stored, unchanged: report.unchanged, rejected: report.rejected,
-        flat_dropped: report.droppedFlatBars, bad_lines: report.badLines, seconds: Math.round((Date.now() - started) / 100) / 10
+        flat_dropped: report.droppedFlatBars, skipped: report.skipped, bad_lines: report.badLines, seconds: Math.round((Date.now() - started) / 100) / 10
       })
     })
 ).pipe(Command.withDescription("Load a CSV export of M1 bars (HistData, MetaTrader, Dukascopy, Binance) through the same checks as the vendor's bars."))
 
 const root = Command.make("candlekeep", {}, () => Effect.flatMap(serve.handler({}), () => Effect.void)).pipe(
   Command.withDescription("A trustworthy, gap-aware history of OHLCV candles."),
-  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand, healthcheckCommand(summary)])
+  Command.withSubcommands([serve, migrateCommand, backfillCommand, syncCommand, gapsRoot, brokerRoot, importCommand, verifyCommand, healthcheckCommand(summary),
+    exportCommand({ summary, withApp, parseInstant })])
 )
 
 const cli = Command.run(root, { name: "candlekeep", version: versionLine })

@@ -6,7 +6,7 @@ import { join } from "node:path"
 import type { Candle } from "../src/domain/candle.ts"
 import { isUsSummerTime, type SourceClock, SourceClockFromString } from "../src/sources/csv/clock.ts"
 import { csvFileLines, type FileLine } from "../src/sources/csv/file-lines.ts"
-import { type CsvFormat, parseLine } from "../src/sources/csv/line.ts"
+import { type FixedFormat as CsvFormat, parseLine } from "../src/sources/csv/line.ts"
 import { csvPages, type CsvReadOptions, type CsvSummary } from "../src/sources/csv/pages.ts"
 import { hasSharedData, noSharedDataReason, sharedDataDir } from "./support/shared-data.ts"
 

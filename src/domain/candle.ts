@@ -35,4 +35,7 @@ export interface StoredBar {
   readonly close: number
   readonly volume: number
   readonly bars: number
+  /** The vendor's volume-weighted price and trade count, where it sends them (null for rollups and imports without them). */
+  readonly vwap?: number | null
+  readonly trades?: number | null
 }

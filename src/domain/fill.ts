@@ -15,6 +15,8 @@ export type ServedBar =
       readonly close: number | null
       readonly volume: number
       readonly bars: 0
+      readonly vwap?: null
+      readonly trades?: null
       readonly filled: true
     }
 

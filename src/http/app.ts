@@ -11,6 +11,7 @@ import { makeAuthorizer } from "./auth.ts"
 import { brokerRoutes } from "./broker.ts"
 import { candleRoutes } from "./candles.ts"
 import { eventRoutes } from "./events.ts"
+import { exportRoutes } from "./export.ts"
 import { gapRoutes } from "./gaps.ts"
 import { verifyRoutes } from "./verify.ts"
 import { retryRoutes } from "./retry.ts"
@@ -72,6 +73,7 @@ export const makeApp = (run: RunEffect<HttpRequirements>, settings: HttpSettings
   healthRoutes(api)
   symbolRoutes(api)
   candleRoutes(api)
+  exportRoutes(api, version)
   jobRoutes(api)
   statusRoutes(api)
   gapRoutes(api)

@@ -1,9 +1,9 @@
 import { Clock, Effect, Runtime, Schema } from "effect"
 import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
-import type { StoredBar } from "../domain/candle.ts"
-import { fillBars, slotsEnd, type ServedBar } from "../domain/fill.ts"
+import type { ServedBar } from "../domain/fill.ts"
 import { timeframeMillis } from "../domain/timeframe.ts"
+import { type CandlePage, readCandlePage } from "../pipeline/candle-pages.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
@@ -17,8 +17,6 @@ export const maxLimit = 50_000
  * has taken the one before: a reader that stalls holds one chunk (~0.2 MB), not its 50,000-bar page.
  */
 export const streamChunkBars = 2_000
-/** Slots a filled page fills before it lets other requests in. */
-const fillPieceSlots = 2_000
 /** The longest range one request may name; a cursor walks longer histories page by page. */
 export const maxRangeYears = 25
 const maxRangeMillis = maxRangeYears * 366 * 86_400_000
@@ -36,17 +34,13 @@ export const CandlesQuery = Schema.Struct({
   boundary: Schema.optional(DayBoundary.annotations({ description: "day boundary of H4/D1 (default DAY_BOUNDARY)" }))
 })
 
-interface Page {
-  readonly bars: ReadonlyArray<ServedBar>
-  readonly next: number | null
-}
 
 const csvHeader = (filled: boolean) => `${csvHeaderRow}${filled ? ",filled" : ""}\n`
 const csvLine = (bar: ServedBar, filled: boolean) =>
   `${new Date(bar.ts).toISOString()},${bar.open ?? ""},${bar.high ?? ""},${bar.low ?? ""},${bar.close ?? ""},${bar.volume}${filled ? `,${bar.filled}` : ""}\n`
 
 /** CSV in chunks of a thousand lines, so a 50,000-bar page starts arriving at once. */
-const csvBody = (page: Page, filled: boolean) => {
+const csvBody = (page: CandlePage, filled: boolean) => {
   let index = 0
   const encoder = new TextEncoder()
   return new ReadableStream<Uint8Array>({
@@ -61,7 +55,7 @@ const csvBody = (page: Page, filled: boolean) => {
 }
 
 /** A filled page as JSON, 500 bars per chunk and each chunk only when the client has taken the last. */
-const filledJsonBody = (symbol: string, timeframe: string, page: Page) => {
+const filledJsonBody = (symbol: string, timeframe: string, page: CandlePage) => {
   let index = 0
   const encoder = new TextEncoder()
   return new ReadableStream<Uint8Array>({
@@ -134,25 +128,6 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
         if (query.fill !== "none" && (timeframe === "H4" || timeframe === "D1") && boundary === "new-york") {
           return yield* new BadRequest({ field: "fill", message: "fill is not offered for H4/D1 bars on the new-york day boundary: ask with boundary=utc, or fill=none" })
         }
-        /**
-         * Up to `limit` bars from `start`, read `streamChunkBars` at a time with other requests let in between: the driver
-         * turns rows into objects as they arrive, and 50,000 at once would hold the thread for tens of ms.
-         */
-        const ask = (to: number, limit: number) =>
-          Effect.gen(function* () {
-            const bars: Array<StoredBar> = []
-            let from = start
-            for (;;) {
-              const want = Math.min(streamChunkBars, limit - bars.length)
-              // One bar more than wanted: its open time is where the next chunk starts (a bucket's start, for rollups).
-              const chunk = yield* store.range({ symbol: spec.symbol, timeframe, from, to, limit: want + 1, dayBoundary: boundary })
-              for (let i = 0; i < Math.min(want, chunk.length); i++) bars.push(chunk[i]!)
-              if (chunk.length <= want || bars.length >= limit) return bars
-              from = chunk[want]!.ts
-              yield* Effect.yieldNow()
-            }
-          })
-
         if (query.fill === "none" && query.format === "json") {
           // The common case, rendered by the database: the page's bars arrive as one JSON text.
           if (query.limit > streamChunkBars) {
@@ -168,40 +143,8 @@ export const candleRoutes = (api: Api<AppConfig | CandleStore>) =>
             "Content-Type": CandlesJson.contentType
           })
         }
-        const readPage = Effect.gen(function* () {
-          if (query.fill === "none") {
-            const rows = yield* ask(end, query.limit + 1)
-            return { bars: rows.slice(0, query.limit).map((bar) => ({ ...bar, filled: false as const })), next: rows.length > query.limit ? rows[query.limit]!.ts : null } satisfies Page
-          }
-          // The page ends after `limit` open slots; stored bars outside sessions can only end it sooner.
-          let windowEnd = slotsEnd(spec.instrumentClass, start, end, barMillis, query.limit + 1)
-          const stored = yield* ask(windowEnd, query.limit + 1)
-          if (stored.length > query.limit) windowEnd = Math.min(windowEnd, stored[query.limit]!.ts)
-          const before = yield* store.barsBefore(spec.symbol, timeframe, start, 1)
-          // Filled a few thousand slots at a time, letting other requests in between: a 50,000-slot page holds the
-          // thread a few ms at a time, not for all of it.
-          const served: Array<ServedBar> = []
-          let previousClose = before[0]?.close ?? null
-          let next = 0
-          for (let pieceFrom = start; pieceFrom < windowEnd; ) {
-            yield* Effect.yieldNow()
-            const pieceTo = Math.min(windowEnd, slotsEnd(spec.instrumentClass, pieceFrom, windowEnd, barMillis, fillPieceSlots))
-            const first = next
-            while (next < stored.length && stored[next]!.ts < pieceTo) next++
-            const piece = fillBars(stored.slice(first, next), { mode: query.fill, instrumentClass: spec.instrumentClass, from: pieceFrom, to: pieceTo, barMillis, previousClose })
-            for (const bar of piece) {
-              served.push(bar)
-              if (bar.close !== null) previousClose = bar.close
-            }
-            pieceFrom = pieceTo
-          }
-          yield* Effect.yieldNow()
-          return {
-            bars: served.slice(0, query.limit),
-            next: served.length > query.limit ? served[query.limit]!.ts : windowEnd < end ? windowEnd : null
-          } satisfies Page
-        })
-        const page: Page = yield* (query.limit > streamChunkBars ? asHeavyRead(readPage) : readPage)
+        const read = readCandlePage({ spec, timeframe, from: start, to: end, limit: query.limit, fill: query.fill, boundary })
+        const page: CandlePage = yield* (query.limit > streamChunkBars ? asHeavyRead(read) : read)
 
         const filled = query.fill !== "none"
         if (query.format === "csv") {

@@ -3,6 +3,7 @@ import { CsvFileBroken, csvFileLines } from "../sources/csv/file-lines.ts"
 import type { SourceClock } from "../sources/csv/clock.ts"
 import type { CsvFormat } from "../sources/csv/line.ts"
 import { csvPages, type CsvSummary } from "../sources/csv/pages.ts"
+import { parquetPages } from "../sources/csv/parquet-pages.ts"
 import { Backfill } from "./backfill.ts"
 import { Ingest } from "./ingest.ts"
 
@@ -23,6 +24,52 @@ export class ImportFailed extends Data.TaggedError("ImportFailed")<{
       `importing the repaired file again is safe`
   }
 }
+
+/** A file that is not what its format says: no line parses, or more than 1 % are bad. Nothing of it is stored. */
+export class ImportRefused extends Data.TaggedError("ImportRefused")<{
+  readonly file: string
+  readonly format: CsvFormat
+  readonly summary: CsvSummary
+}> {
+  override get message() {
+    const { lines, badLines, bars } = this.summary
+    return bars === 0
+      ? `no line of ${this.file} reads as ${this.format} (${lines} lines, ${badLines} bad)`
+      : `${badLines} of ${lines} lines of ${this.file} are not ${this.format} (more than ${maxBadShare * 100} %)`
+  }
+}
+
+/** The share of bad lines above which a file is taken for the wrong format (or a broken one) and refused whole. */
+export const maxBadShare = 0.01
+
+/** Whether a whole read says the file is not its format: nothing parsed, or too many bad lines. */
+export const refusesImport = (summary: CsvSummary) =>
+  summary.bars + summary.droppedFlatBars + summary.skipped === 0 || summary.badLines > summary.lines * maxBadShare
+
+/** The pages of a file in its format: line by line, or a Parquet file row group by row group. */
+const filePages = (request: ImportRequest) =>
+  request.format === "parquet"
+    ? parquetPages(request.file, { symbol: request.symbol })
+    : csvPages(csvFileLines(request.file), {
+        format: request.format,
+        clock: request.clock,
+        symbol: request.symbol,
+        ...(request.keepFlat === undefined ? {} : { dropFlatZeroVolume: !request.keepFlat })
+      })
+
+/** Reads the whole file once without storing anything: a refused file must leave no bar behind. */
+const checkFile = (request: ImportRequest) =>
+  Effect.tryPromise({
+    try: async () => {
+      let last: CsvSummary | null = null
+      for await (const page of filePages(request)) last = page.summary
+      return last!
+    },
+    catch: (cause) =>
+      cause instanceof CsvFileBroken
+        ? new ImportFailed({ file: request.file, reason: cause.reason, line: cause.line, stored: 0, pages: 0, storedThroughLine: 0 })
+        : new ImportFailed({ file: request.file, reason: cause instanceof Error ? cause.message : String(cause), line: 0, stored: 0, pages: 0, storedThroughLine: 0 })
+  }).pipe(Effect.flatMap((summary) => (refusesImport(summary) ? Effect.fail(new ImportRefused({ file: request.file, format: request.format, summary })) : Effect.void)))
 
 export interface ImportRequest {
   readonly file: string
@@ -56,14 +103,11 @@ export class Importer extends Effect.Service<Importer>()("Pipeline/Importer", {
       ingest.payingRollups((payAsWeGo) => Effect.gen(function* () {
         const spec = yield* backfill.specFor(request.symbol)
         const totals = { stored: 0, unchanged: 0, rejected: 0, pages: 0 }
-        let summary: CsvSummary = { lines: 0, bars: 0, droppedFlatBars: 0, blankLines: 0, badLines: 0, firstErrors: [] }
+        yield* checkFile(request)
+        let summary: CsvSummary = { lines: 0, bars: 0, skipped: 0, droppedFlatBars: 0, blankLines: 0, badLines: 0, firstErrors: [] }
         const pages = Stream.fromAsyncIterable(
-          csvPages(csvFileLines(request.file), {
-            format: request.format,
-            clock: request.clock,
-            ...(request.keepFlat === undefined ? {} : { dropFlatZeroVolume: !request.keepFlat })
-          }),
-          (cause) => cause instanceof CsvFileBroken ? cause : new CsvFileBroken({ file: request.file, line: 0, reason: String(cause) })
+          filePages(request),
+          (cause) => cause instanceof CsvFileBroken ? cause : new CsvFileBroken({ file: request.file, line: 0, reason: cause instanceof Error ? cause.message : String(cause) })
         )
         let storedThroughLine = 0
         yield* Stream.runForEach(pages, (page) =>

@@ -130,6 +130,14 @@ export class GapRepo extends Effect.Service<GapRepo>()("Store/GapRepo", {
     const countsByStatus = sql<{ symbol: string; timeframe: Timeframe; status: GapStatus; n: number; missing: number }>`
       SELECT symbol, timeframe, status, count(*)::int AS n, sum(missing_bars)::float8 AS missing FROM data_gaps GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 
-    return { holes, record, list, claim, resetAttempts, settle, countsByStatus } as const
+    /** The gaps that hold any bar of [from, to), whatever their status: what an export says about a missing bar. */
+    const overlapping = (symbol: string, timeframe: Timeframe, from: number, to: number) =>
+      sql<{ gap_start: Date; gap_end: Date; status: GapStatus }>`SELECT gap_start, gap_end, status FROM data_gaps
+         WHERE symbol = ${symbol} AND timeframe = ${timeframe} AND gap_end >= ${new Date(from)} AND gap_start < ${new Date(to)}
+         ORDER BY gap_start`.pipe(
+        Effect.map((rows) => rows.map((r) => ({ start: r.gap_start.getTime(), end: r.gap_end.getTime(), status: r.status })))
+      )
+
+    return { holes, record, list, claim, resetAttempts, overlapping, settle, countsByStatus } as const
   })
 }) {}

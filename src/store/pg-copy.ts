@@ -89,3 +89,52 @@ export const copyIn = (statement: string, payload: Uint8Array) =>
     })
     return Option.some(rows)
   })
+
+/**
+ * `COPY ... TO STDOUT` on the transaction's connection, the rows' bytes gathered as PostgreSQL sends them; None
+ * when there is no node-postgres client underneath (the caller takes its other path). COPY takes no parameters:
+ * the statement carries its values as literals (see `inlineParameters`).
+ */
+export const copyOut = (statement: string) =>
+  Effect.gen(function* () {
+    const transaction = yield* Effect.serviceOption(SqlClient.TransactionConnection)
+    const client = Option.flatMapNullable(transaction, ([connection]) => (connection as { readonly pg?: { query(submittable: object): void } }).pg)
+    if (Option.isNone(client)) return Option.none<{ readonly rows: number; readonly bytes: Uint8Array }>()
+    const copied = yield* Effect.async<{ readonly rows: number; readonly bytes: Uint8Array }, SqlError>((resume) => {
+      // One CopyData message a row: copied into one growing buffer (the parser reuses its own), not a Buffer each.
+      let out = new Uint8Array(1 << 20)
+      let length = 0
+      let rows = 0
+      client.value.query({
+        submit: (connection: any) => connection.query(statement),
+        handleCopyData: ({ chunk }: { chunk: Uint8Array }) => {
+          if (length + chunk.length > out.length) {
+            const grown = new Uint8Array(Math.max(out.length * 2, length + chunk.length))
+            grown.set(out.subarray(0, length))
+            out = grown
+          }
+          out.set(chunk, length)
+          length += chunk.length
+        },
+        handleCommandComplete: (message: { text: string }) => void (rows = Number(message.text.split(" ")[1])),
+        handleError: (cause: unknown) => resume(Effect.fail(new SqlError({ cause, message: `COPY failed: ${String((cause as Error).message)}` }))),
+        handleReadyForQuery: () => resume(Effect.succeed({ rows, bytes: out.subarray(0, length) })),
+        handleRowDescription: () => {},
+        handleDataRow: () => {},
+        handleEmptyQuery: () => {},
+        handlePortalSuspended: () => {},
+        handleCopyInResponse: () => {}
+      })
+    })
+    return Option.some(copied)
+  })
+
+/** A statement's `$n` placeholders replaced by SQL literals of its values (strings, numbers, dates), for COPY. */
+export const inlineParameters = (text: string, params: ReadonlyArray<unknown>): string =>
+  text.replace(/\$(\d+)/g, (placeholder, index: string) => {
+    const value = params[Number(index) - 1]
+    if (typeof value === "number" && Number.isFinite(value)) return String(value)
+    if (value instanceof Date) return `'${value.toISOString()}'::timestamptz`
+    if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`
+    throw new Error(`cannot inline ${placeholder} (${typeof value})`)
+  })

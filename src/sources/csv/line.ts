@@ -2,9 +2,13 @@ import { Data, Either, ParseResult, Schema } from "effect"
 import type { Candle } from "../../domain/candle.ts"
 import { type SourceClock, toUtc } from "./clock.ts"
 
-/** The CSV exports of M1 bars this importer reads. */
-export const CsvFormat = Schema.Literal("histdata", "mt4", "dukascopy", "binance")
+/** The files of M1 bars this importer reads: four fixed layouts, any CSV with a header, MT5's "export bars", candlekeep's own exports. */
+export const CsvFormat = Schema.Literal("histdata", "mt4", "dukascopy", "binance", "csv", "mt5", "jsonl", "parquet")
 export type CsvFormat = typeof CsvFormat.Type
+
+/** The layouts fixed column by column (no header, or one exact header). */
+export const FixedFormat = Schema.Literal("histdata", "mt4", "dukascopy", "binance")
+export type FixedFormat = typeof FixedFormat.Type
 
 /** A line that is not a bar: reported with where it is and why, never thrown, never skipped silently. */
 export class CsvLineError extends Data.TaggedError("CsvLineError")<{
@@ -43,7 +47,7 @@ const WallClock = (pattern: RegExp, shape: string) =>
   })
 
 /** A plain decimal as exporters write it; no hex, no blanks, no NaN or Infinity. */
-const Decimal = Schema.String.pipe(
+export const Decimal = Schema.String.pipe(
   Schema.pattern(/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/, { message: (issue) => `expected a decimal number, got "${issue.actual}"` }),
   Schema.compose(Schema.NumberFromString)
 )
@@ -60,7 +64,7 @@ interface FormatSpec {
 
 const sameColumns = (fields: ReadonlyArray<string>) => fields
 
-export const formats: Record<CsvFormat, FormatSpec> = {
+export const formats: Record<FixedFormat, FormatSpec> = {
   histdata: {
     header: null,
     separator: ";",
@@ -106,7 +110,7 @@ export const cleanLine = (text: string): string => text.replace(/^\uFEFF/, "").r
  * A line parser for one format and clock. Prices and volume are only decoded here; whether a bar is
  * plausible (high ≥ low, positive prices, …) is `domain/validation.ts`'s job, after the page is built.
  */
-export const parseLine = (format: CsvFormat, clock: SourceClock) => {
+export const parseLine = (format: FixedFormat, clock: SourceClock) => {
   const spec = formats[format]
   const decodeRow = Schema.decodeUnknownEither(Schema.Tuple(spec.time, Decimal, Decimal, Decimal, Decimal, Decimal))
   const utc = toUtc(clock)

@@ -7,7 +7,11 @@ import { parquetPages } from "../sources/csv/parquet-pages.ts"
 import { Backfill } from "./backfill.ts"
 import { Ingest } from "./ingest.ts"
 
-/** The file broke off (a truncated archive, a read error): where, and what of it is stored — whole pages only, every line before `storedThroughLine`. */
+/**
+ * The file broke off (a truncated archive, a read error): where, and what of it is stored — whole pages only, every line
+ * before `storedThroughLine`. The whole file is read once before a bar is written, so a file broken from the start stores
+ * nothing; one that breaks while it is written (changed or cut under the import) keeps its whole pages.
+ */
 export class ImportFailed extends Data.TaggedError("ImportFailed")<{
   readonly file: string
   readonly reason: string
@@ -19,6 +23,7 @@ export class ImportFailed extends Data.TaggedError("ImportFailed")<{
   readonly storedThroughLine: number
 }> {
   override get message() {
+    if (this.pages === 0) return `${this.file}: ${this.reason} at line ${this.line.toLocaleString("en")}; nothing stored: importing the repaired file is safe`
     return `${this.file}: ${this.reason} at line ${this.line.toLocaleString("en")}; ${this.stored.toLocaleString("en")} bars stored ` +
       `in ${this.pages} whole page${this.pages === 1 ? "" : "s"} (lines 1 to ${this.storedThroughLine.toLocaleString("en")}), nothing after: ` +
       `importing the repaired file again is safe`

@@ -162,7 +162,9 @@ export const settings = Config.all({
     runnerHost: setting("RUNNER_HOST", Schema.NonEmptyString, "a host name or address").pipe(Config.withDefault("127.0.0.1")),
     runnerPort: setting("RUNNER_PORT", Port, "an integer port between 1 and 65535").pipe(Config.withDefault(34431)),
     shardLockRefreshSeconds: setting("SHARD_LOCK_REFRESH_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
-    shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20))
+    shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20)),
+    /** PostgreSQL ends the shard-lock session of a runner silent this long (frozen, partitioned), releasing its shards. */
+    shardLockSessionTimeoutSeconds: setting("SHARD_LOCK_SESSION_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(15))
   }),
   gaps: Config.all({
     /** A hole is a gap when more than this many bars are missing inside an open session. */
@@ -275,6 +277,7 @@ export interface SupervisorSettings {
   readonly runnerPort: number
   readonly shardLockRefreshSeconds: number
   readonly shardLockExpirationSeconds: number
+  readonly shardLockSessionTimeoutSeconds: number
 }
 
 /** The streams to keep: STREAMS, else every configured symbol at M1. */
@@ -337,7 +340,8 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       runnerHost: "127.0.0.1",
       runnerPort: 34431,
       shardLockRefreshSeconds: 5,
-      shardLockExpirationSeconds: 20
+      shardLockExpirationSeconds: 20,
+      shardLockSessionTimeoutSeconds: 15
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),

@@ -196,7 +196,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
               // an empty page with a next_url answers nothing yet.
               const answeredTo = page.nextUrl === null ? window.to : last ? last.ts + step : null
               // Asked for after the settle line is only stored: the vendor may still publish bars before it.
-              const settled = yield* client.settledBefore(now, timeframe)
+              const settled = yield* client.settledBefore(now, timeframe, symbol)
               const advanceTo = joins && answeredTo !== null ? Math.min(answeredTo, settled) : null
               const written = yield* ingest.writePage({
                 spec,
@@ -271,7 +271,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
           )
         )
         // The status page shows the plan's delay as the vendor's answers left it.
-        const delay = yield* client.planDelayMinutes
+        const delay = yield* client.planDelayMinutes(symbol)
         if (Option.getOrNull(Option.flatMap(state, (s) => Option.fromNullable(s.delayMinutes))) !== delay) {
           yield* syncRepo.recordDelay(symbol, timeframe, delay)
         }

@@ -151,6 +151,8 @@ interface Instance {
   exited: Promise<number> | null
   incarnation: number
   frozenSince: number | null
+  /** Set when the soak itself ends the process (a kill, the final stop); any other exit is a crash. */
+  expectExit: boolean
   /** Streams whose loop runs here, since when. */
   readonly running: Map<string, number>
   readonly tail: Array<string>
@@ -163,11 +165,17 @@ interface Tenure {
   readonly to: number
 }
 
+const usedPorts = new Set<number>()
+/** A free loopback port, never one this soak handed out already. */
 const freePort = (): number => {
-  const probe = Bun.serve({ port: 0, fetch: () => new Response() })
-  const port = probe.port ?? 0
-  probe.stop(true)
-  return port
+  for (;;) {
+    const probe = Bun.serve({ port: 0, fetch: () => new Response() })
+    const port = probe.port ?? 0
+    probe.stop(true)
+    if (usedPorts.has(port)) continue
+    usedPorts.add(port)
+    return port
+  }
 }
 
 const rssMb = (pid: number): number => {
@@ -244,6 +252,7 @@ export const runSoak = async (options: SoakOptions) => {
     exited: null,
     incarnation: 0,
     frozenSince: null,
+    expectExit: false,
     running: new Map(),
     tail: []
   })
@@ -251,6 +260,8 @@ export const runSoak = async (options: SoakOptions) => {
   const tenures: Array<Tenure> = []
   const frozenSpans: Array<{ instance: string; from: number; to: number }> = []
   const stalledExits: Array<string> = []
+  const crashes: Array<string> = []
+  let stopping = false
   let peakRss = 0
 
   const closeTenure = (inst: Instance, stream: string, at: number) => {
@@ -311,12 +322,21 @@ export const runSoak = async (options: SoakOptions) => {
     })
     inst.process = proc
     inst.frozenSince = null
+    inst.expectExit = false
     const logDone = readLog(inst, proc)
     inst.exited = proc.exited.then(async (code) => {
       const at = Date.now()
       await logDone.catch(() => undefined)
       for (const stream of [...inst.running.keys()]) closeTenure(inst, stream, at)
       if (inst.process === proc) inst.process = null
+      if (!inst.expectExit && !stopping) {
+        // Not the soak's doing: reported with its last words, and started again as a process supervisor would.
+        crashes.push(`${inst.name} exited ${code} at ${elapsed()}: ${inst.tail.slice(-3).join(" | ").slice(0, 600)}`)
+        say(`${elapsed()} ${inst.name} exited ${code} by itself; its last lines:\n${inst.tail.slice(-8).join("\n")}`)
+        setTimeout(() => {
+          if (inst.process === null && !stopping) start(inst)
+        }, 2_000)
+      }
       return code
     })
   }
@@ -325,6 +345,7 @@ export const runSoak = async (options: SoakOptions) => {
     const proc = inst.process
     if (proc === null) return false
     say(`${elapsed()} SIGKILL ${inst.name} (${why})`)
+    inst.expectExit = true
     proc.kill("SIGKILL")
     if (inst.frozenSince !== null) {
       frozenSpans.push({ instance: inst.name, from: inst.frozenSince, to: Date.now() })
@@ -407,17 +428,20 @@ export const runSoak = async (options: SoakOptions) => {
       run: async () => {
         const target = busiest(instances.filter((i) => i.process !== null))
         if (target === undefined || target.process === null) return
-        say(`${elapsed()} SIGSTOP ${target.name} (running ${[...target.running.keys()].join(", ")}) for ${freezeSeconds} s`)
+        say(`${elapsed()} SIGSTOP ${target.name} for ${freezeSeconds} s; running: ${instances.map((i) => `${i.name} ${[...i.running.keys()].join(" ") || "nothing"}`).join("; ")}`)
         target.process.kill("SIGSTOP")
         target.frozenSince = Date.now()
         await Bun.sleep(freezeSeconds * 1000)
         if (target.frozenSince === null || target.process === null) return
         frozenSpans.push({ instance: target.name, from: target.frozenSince, to: Date.now() })
         target.frozenSince = null
+        // A runner that wakes from a stall exits by design (SHARD_LOCK_SESSION_TIMEOUT_SECONDS): not a crash.
+        target.expectExit = true
         target.process.kill("SIGCONT")
         say(`${elapsed()} SIGCONT ${target.name}`)
         // A runner that woke from a stall exits (SHARD_LOCK_SESSION_TIMEOUT_SECONDS); like any dead one, it is started again.
         const exit = await Promise.race([target.exited, Bun.sleep(10_000).then(() => null)])
+        if (exit === null) target.expectExit = false
         if (exit !== null && target.process === null) {
           say(`${elapsed()} ${target.name} exited ${exit} after waking; started again`)
           start(target)
@@ -509,7 +533,11 @@ export const runSoak = async (options: SoakOptions) => {
     // Let the passes that just stored those bars pay their rollups before stopping.
     await Bun.sleep(5_000)
 
-    for (const inst of instances) inst.process?.kill("SIGTERM")
+    stopping = true
+    for (const inst of instances) {
+      inst.expectExit = true
+      inst.process?.kill("SIGTERM")
+    }
     await Promise.all(instances.map((inst) => Promise.race([inst.exited, Bun.sleep(15_000).then(() => inst.process?.kill("SIGKILL"))])))
     clearInterval(rssTimer)
     const endedAt = Date.now()
@@ -557,6 +585,7 @@ export const runSoak = async (options: SoakOptions) => {
     const details = [
       `kills ${kills.count} (mid-page ${kills.midPage}), db restarts ${dbRestarts}, vendor cut-offs ${vendorCuts}, faults ${JSON.stringify(faultCounts)}`,
       `jobs sent ${jobs.sent}, accepted ${jobs.accepted}; rollup buckets compared ${outcome.rollupsCompared}, owed at stop ${outcome.owedAtStop}; duplicates ${outcome.duplicates}`,
+      `crashes: ${crashes.length === 0 ? "none" : crashes.join("; ")}`,
       `frozen: ${frozenSpans.map((f) => `${f.instance} ${((f.to - f.from) / 1000).toFixed(0)} s`).join(", ") || "none"}; stall exits: ${stalledExits.length}`,
       ...outcome.examples.slice(0, 10).map((line) => `  example: ${line}`)
     ]

@@ -404,5 +404,11 @@ export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.
     (config) => Option.getOrElse(config.streams, () => []).every((stream) => config.symbols.some((s) => s.symbol === stream.symbol)),
     (config) =>
       `invalid configuration: STREAMS names a symbol that SYMBOLS does not configure (configured: ${config.symbols.map((s) => s.symbol).join(", ")})`
+  ),
+  // A runner refreshing its locks less often than its session may idle would lose them while healthy.
+  Effect.filterOrFail(
+    (config) => config.supervisor.shardLockSessionTimeoutSeconds > config.supervisor.shardLockRefreshSeconds,
+    (config) =>
+      `invalid configuration: SHARD_LOCK_SESSION_TIMEOUT_SECONDS (${config.supervisor.shardLockSessionTimeoutSeconds}) must be more than SHARD_LOCK_REFRESH_SECONDS (${config.supervisor.shardLockRefreshSeconds})`
   )
 )

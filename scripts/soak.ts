@@ -224,7 +224,7 @@ export const runSoak = async (options: SoakOptions) => {
       if (!faultsOn) return null
       const r = random()
       const fault: MassiveFault | null =
-        r < 0.05 ? "429-retry-after" : r < 0.08 ? "502-html" : r < 0.11 ? "truncated-json" : r < 0.13 ? "slow" : null
+        r < 0.08 ? "429-retry-after" : r < 0.14 ? "502-html" : r < 0.2 ? "truncated-json" : r < 0.25 ? "slow" : null
       if (fault !== null) countFault(fault)
       return fault
     }

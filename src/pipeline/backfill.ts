@@ -75,6 +75,8 @@ export interface RunRequest {
   /** Ask again for [from, to) whatever the watermark says, and leave the watermark alone (re-verification). */
   readonly refetch?: boolean
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
+  /** The runner whose stream loop runs this: each page is refused once another runner has claimed the stream. */
+  readonly owner?: string
 }
 
 export interface RunReport extends RunTotals {
@@ -208,7 +210,8 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
                 requestId: page.requestId,
                 httpStatus: page.status,
                 // Not moving, but the stored bars still count: the watermark as it stood is a no-op move.
-                advanceTo: advanceTo ?? (request.refetch ? null : Option.getOrNull(watermark))
+                advanceTo: advanceTo ?? (request.refetch ? null : Option.getOrNull(watermark)),
+                ...(request.owner === undefined ? {} : { owner: request.owner })
               })
               totals.pages += 1
               totals.fetched += written.received

@@ -465,11 +465,11 @@ export const runSoak = async (options: SoakOptions) => {
           requestHooks.push(hook)
         })
         await post("/api/data/sync", { symbol: "EURUSD", timeframe: "M1", full_sync: true })
-        await Promise.race([hit, Bun.sleep(15_000)])
+        const midPage = await Promise.race([hit.then(() => true), Bun.sleep(15_000).then(() => false)])
         requestHooks.length = 0
-        if (await kill(inst, "in the middle of a page")) {
+        if (await kill(inst, midPage ? "in the middle of a page" : "no whole-history page came within 15 s")) {
           kills.count += 1
-          kills.midPage += 1
+          if (midPage) kills.midPage += 1
           await Bun.sleep(2_000)
           start(inst)
         }

@@ -164,7 +164,9 @@ export const settings = Config.all({
     shardLockRefreshSeconds: setting("SHARD_LOCK_REFRESH_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(5)),
     shardLockExpirationSeconds: setting("SHARD_LOCK_EXPIRATION_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(20)),
     /** Jobs (POSTed syncs, gap fills, verifies) queued or running at once, over every instance; beyond, a 429. */
-    jobsMaxQueued: setting("JOBS_MAX_QUEUED", PositiveInt, "a positive integer").pipe(Config.withDefault(20))
+    jobsMaxQueued: setting("JOBS_MAX_QUEUED", PositiveInt, "a positive integer").pipe(Config.withDefault(20)),
+    /** PostgreSQL ends the shard-lock session of a runner silent this long (frozen, partitioned), releasing its shards. */
+    shardLockSessionTimeoutSeconds: setting("SHARD_LOCK_SESSION_TIMEOUT_SECONDS", Seconds, "a positive number of seconds").pipe(Config.withDefault(15))
   }),
   gaps: Config.all({
     /** A hole is a gap when more than this many bars are missing inside an open session. */
@@ -287,6 +289,7 @@ export interface SupervisorSettings {
   readonly shardLockRefreshSeconds: number
   readonly shardLockExpirationSeconds: number
   readonly jobsMaxQueued: number
+  readonly shardLockSessionTimeoutSeconds: number
 }
 
 /** The streams to keep: STREAMS, else every configured symbol at M1. */
@@ -350,7 +353,8 @@ export class AppConfig extends Context.Tag("Config/AppConfig")<AppConfig, AppCon
       runnerPort: 34431,
       shardLockRefreshSeconds: 5,
       shardLockExpirationSeconds: 20,
-      jobsMaxQueued: 20
+      jobsMaxQueued: 20,
+      shardLockSessionTimeoutSeconds: 15
     },
     gaps: { minBars: 3, maxAttempts: 3 },
     backfillFrom: Option.none(),
@@ -413,5 +417,11 @@ export const loadConfig = Effect.suspend(() => Effect.withConfigProvider(Effect.
     (config) => Option.getOrElse(config.streams, () => []).every((stream) => config.symbols.some((s) => s.symbol === stream.symbol)),
     (config) =>
       `invalid configuration: STREAMS names a symbol that SYMBOLS does not configure (configured: ${config.symbols.map((s) => s.symbol).join(", ")})`
+  ),
+  // A runner refreshing its locks less often than its session may idle would lose them while healthy.
+  Effect.filterOrFail(
+    (config) => config.supervisor.shardLockSessionTimeoutSeconds > config.supervisor.shardLockRefreshSeconds,
+    (config) =>
+      `invalid configuration: SHARD_LOCK_SESSION_TIMEOUT_SECONDS (${config.supervisor.shardLockSessionTimeoutSeconds}) must be more than SHARD_LOCK_REFRESH_SECONDS (${config.supervisor.shardLockRefreshSeconds})`
   )
 )

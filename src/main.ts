@@ -11,6 +11,7 @@ import { parseIsoInstant } from "./domain/instant.ts"
 import { Timeframe } from "./domain/timeframe.ts"
 import { serveHttp } from "./http/server.ts"
 import { exportCommand } from "./cli/export.ts"
+import { StallGuardLive } from "./supervisor/stall-guard.ts"
 import { Backfill, type RunReport } from "./pipeline/backfill.ts"
 import { Broker, type BrokerComparisonReport } from "./pipeline/broker.ts"
 import { Gaps, type GapRange } from "./pipeline/gaps.ts"
@@ -51,6 +52,8 @@ const serve = Command.make("serve", {}, () =>
         (info.timescaleVersion ? `, TimescaleDB ${info.timescaleVersion}` : "") +
         `, migrations at ${info.migrationLevel}`
     )
+    // A runner that wakes from a stall longer than its lock session's timeout exits before doing anything.
+    yield* Layer.build(StallGuardLive)
     // The cluster first: the HTTP API reaches streams through it (POST /api/data/sync), wherever they run.
     const cluster = yield* Layer.build(ClusterLive)
     yield* Effect.gen(function* () {

@@ -57,6 +57,14 @@ describe("command line", () => {
     expect(JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toMatchObject({ command: "migrate", status: "failed" })
   })
 
+  test("a shard-lock session timeout not above the refresh interval is refused in one line (the runner would lose its locks while healthy)", () => {
+    const result = run(["migrate"], { SHARD_LOCK_SESSION_TIMEOUT_SECONDS: "5", SHARD_LOCK_REFRESH_SECONDS: "5", DATA_DIR: tempDir() })
+    expect(result.code).not.toBe(0)
+    expect(result.stderr.trim()).toBe(
+      "candlekeep: invalid configuration: SHARD_LOCK_SESSION_TIMEOUT_SECONDS (5) must be more than SHARD_LOCK_REFRESH_SECONDS (5)"
+    )
+  })
+
   test("a command-line mistake exits non-zero and still ends with the JSON summary line", () => {
     const result = run(["backfill", "--bogus"], { DATA_DIR: tempDir() })
     expect(result.code).toBe(1)

@@ -198,6 +198,31 @@ describe("Massive client against the loopback fake", () => {
     expect(page.candles).toEqual(bars)
   })
 
+  test("a DELAYED answer for one ticker delays that ticker's settle line only (a key's plans are per market)", async () => {
+    const logs = captureLogs()
+    const now = monday + 60 * minute
+    const lines = await runLive(
+      Effect.gen(function* () {
+        const fake = yield* fakeMassive({ bars: new Map([["C:EURUSD", syntheticBars(5)], ["C:USDJPY", syntheticBars(5)]]), delayedTickers: { "C:USDJPY": 15 } })
+        const client = yield* clientFor(fake, { delayMinutes: Option.some(0) })
+        const before = yield* client.settledBefore(now, "M1", "USDJPY")
+        yield* client.fetchPage(range(monday, monday + 5 * minute, "USDJPY"))
+        yield* client.fetchPage(range(monday, monday + 5 * minute, "EURUSD"))
+        return {
+          before,
+          usdjpy: yield* client.settledBefore(now, "M1", "USDJPY"),
+          eurusd: yield* client.settledBefore(now, "M1", "EURUSD"),
+          delays: [yield* client.planDelayMinutes("USDJPY"), yield* client.planDelayMinutes("EURUSD")]
+        }
+      }),
+      logs
+    )
+    expect(lines.delays).toEqual([15, 0])
+    expect(lines.eurusd).toBe(lines.before)
+    expect(lines.usdjpy).toBe(lines.before - 15 * minute)
+    expect(logs.lines.filter((line) => line.includes("answers DELAYED for C:USDJPY"))).toHaveLength(1)
+  })
+
   test("a 401 stops after exactly one request, and the key shows in no error rendering nor log line", async () => {
     const wrongKey = "ck-revoked-Qm83LxT0aa"
     const logs = captureLogs()

@@ -75,6 +75,8 @@ export interface RunRequest {
   /** Ask again for [from, to) whatever the watermark says, and leave the watermark alone (re-verification). */
   readonly refetch?: boolean
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
+  /** The runner whose stream loop runs this: each page is refused once another runner has claimed the stream. */
+  readonly owner?: string
 }
 
 export interface RunReport extends RunTotals {
@@ -196,7 +198,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
               // an empty page with a next_url answers nothing yet.
               const answeredTo = page.nextUrl === null ? window.to : last ? last.ts + step : null
               // Asked for after the settle line is only stored: the vendor may still publish bars before it.
-              const settled = yield* client.settledBefore(now, timeframe)
+              const settled = yield* client.settledBefore(now, timeframe, symbol)
               const advanceTo = joins && answeredTo !== null ? Math.min(answeredTo, settled) : null
               const written = yield* ingest.writePage({
                 spec,
@@ -208,7 +210,8 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
                 requestId: page.requestId,
                 httpStatus: page.status,
                 // Not moving, but the stored bars still count: the watermark as it stood is a no-op move.
-                advanceTo: advanceTo ?? (request.refetch ? null : Option.getOrNull(watermark))
+                advanceTo: advanceTo ?? (request.refetch ? null : Option.getOrNull(watermark)),
+                ...(request.owner === undefined ? {} : { owner: request.owner })
               })
               totals.pages += 1
               totals.fetched += written.received
@@ -271,7 +274,7 @@ export class Backfill extends Effect.Service<Backfill>()("Pipeline/Backfill", {
           )
         )
         // The status page shows the plan's delay as the vendor's answers left it.
-        const delay = yield* client.planDelayMinutes
+        const delay = yield* client.planDelayMinutes(symbol)
         if (Option.getOrNull(Option.flatMap(state, (s) => Option.fromNullable(s.delayMinutes))) !== delay) {
           yield* syncRepo.recordDelay(symbol, timeframe, delay)
         }

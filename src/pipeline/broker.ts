@@ -240,10 +240,10 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
      * The window ending at the last whole minute before `end` (default now), and never after the vendor's settle
      * line: a minute the vendor may still publish would count as broker-only.
      */
-    const windowFor = (windowMinutes: number | undefined, end: number | undefined) =>
+    const windowFor = (symbol: string, windowMinutes: number | undefined, end: number | undefined) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const to = Math.min(minuteOf(end ?? now), yield* vendor.settledBefore(now, "M1"))
+        const to = Math.min(minuteOf(end ?? now), yield* vendor.settledBefore(now, "M1", symbol))
         return { from: to - (windowMinutes ?? settings.compareWindowMinutes) * minute, to }
       })
 
@@ -269,7 +269,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
     const compare = (input: BrokerStreamRef & { readonly windowMinutes?: number; readonly end?: number }) =>
       Effect.gen(function* () {
         const stream = yield* resolve(input)
-        const window = yield* windowFor(input.windowMinutes, input.end)
+        const window = yield* windowFor(stream.symbol, input.windowMinutes, input.end)
         const { compared, status, vendorBars, brokerBars } = yield* compareWindowOf(stream, window)
         const price = yield* client.currentPrice(stream.account, stream.brokerSymbol).pipe(Effect.mapError(fetchFailed(stream)))
         const lastVendor = yield* candles.lastBar(stream.symbol, "M1")
@@ -303,7 +303,7 @@ export class Broker extends Effect.Service<Broker>()("Pipeline/Broker", {
     const compareAndRecord = (input: BrokerStreamRef & { readonly end?: number }) =>
       Effect.gen(function* () {
         const stream = yield* resolve(input)
-        const window = yield* windowFor(undefined, input.end)
+        const window = yield* windowFor(stream.symbol, undefined, input.end)
         // MetaApi's failure is recorded; a failing store fails the run.
         const outcome = yield* compareWindowOf(stream, window).pipe(
           Effect.map((result) => Either.right(result)),

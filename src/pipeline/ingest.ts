@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Effect, Fiber, Metric, Option, Ref } from "effect"
+import { Cause, Clock, Data, Effect, Fiber, Metric, Option, Ref } from "effect"
 import { barsRejected, barsStored } from "../metrics.ts"
 import type { Candle, CandleSource } from "../domain/candle.ts"
 import type { SymbolSpec } from "../domain/symbol.ts"
@@ -23,6 +23,18 @@ export interface PageInput {
   readonly httpStatus: number | null
   /** Where the stream's watermark may move once this page is stored; null leaves it alone (gap fills, imports). */
   readonly advanceTo: number | null
+  /** The runner whose stream loop writes the page: refused if another runner has claimed the stream since (see NotStreamOwner). */
+  readonly owner?: string
+}
+
+/**
+ * A stream loop's page refused because another runner now runs the stream (`sync_state.owner`): this loop lost its
+ * shard (a freeze, a partition) and has not been stopped yet. Nothing of the page is written.
+ */
+export class NotStreamOwner extends Data.TaggedError("NotStreamOwner")<{ readonly stream: string; readonly owner: string; readonly claimedBy: string }> {
+  override get message() {
+    return `${this.stream} now runs on ${this.claimedBy}, not on ${this.owner}: this loop's page is refused`
+  }
 }
 
 export interface PageReport {
@@ -92,6 +104,13 @@ export class Ingest extends Effect.Service<Ingest>()("Pipeline/Ingest", {
 
         const written = yield* sql.withTransaction(
           Effect.gen(function* () {
+            // The ownership check and the write are one transaction: a runner claiming the stream waits for it, or comes first.
+            if (input.owner !== undefined) {
+              const claimedBy = yield* syncRepo.claimedBy(spec.symbol, timeframe)
+              if (claimedBy !== null && claimedBy !== input.owner) {
+                return yield* new NotStreamOwner({ stream: `${spec.symbol}:${timeframe}`, owner: input.owner, claimedBy })
+              }
+            }
             const upsert = yield* store.upsertPage({ symbol: spec.symbol, timeframe, source: input.source, candles: checked.accepted })
             yield* quarantine.quarantine(spec.symbol, timeframe, input.source, checked.rejected)
             // Spikes of an earlier page that this page's bars confirmed as a real move are stored now (in `accepted`).

@@ -105,6 +105,13 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
       sql`INSERT INTO sync_state (symbol, timeframe, delay_minutes) VALUES (${symbol}, ${timeframe}, ${delayMinutes})
           ON CONFLICT (symbol, timeframe) DO UPDATE SET delay_minutes = excluded.delay_minutes, updated_at = now()`.pipe(Effect.asVoid)
 
+    /** The runner that last claimed the stream, its row locked until the transaction ends (null: none, or no row yet). */
+    const claimedBy = (symbol: string, timeframe: Timeframe) =>
+      Effect.map(
+        sql<{ owner: string | null }>`SELECT owner FROM sync_state WHERE symbol = ${symbol} AND timeframe = ${timeframe} FOR UPDATE`,
+        (rows) => rows[0]?.owner ?? null
+      )
+
     /** `owner` is the runner running the stream's loop; kept when not given. */
     const setStatus = (symbol: string, timeframe: Timeframe, status: StreamStatus, owner: string | null = null) =>
       sql`INSERT INTO sync_state (symbol, timeframe, status, owner) VALUES (${symbol}, ${timeframe}, ${status}, ${owner})
@@ -128,6 +135,6 @@ export class SyncRepo extends Effect.Service<SyncRepo>()("Store/SyncRepo", {
         Effect.asVoid
       )
 
-    return { state, states, advance, setStatus, recordFailure, logFetch, recordHistoryFrom, recordDelay, explainFailure } as const
+    return { state, states, advance, setStatus, claimedBy, recordFailure, logFetch, recordHistoryFrom, recordDelay, explainFailure } as const
   })
 }) {}

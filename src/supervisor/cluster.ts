@@ -1,13 +1,39 @@
 import { RunnerAddress, SingleRunner } from "@effect/cluster"
+import { SqlClient } from "@effect/sql"
 import { BunClusterSocket } from "@effect/platform-bun"
 import { Data, Duration, Effect, Layer, Option } from "effect"
 import { AppConfig } from "../config.ts"
 
 /**
+ * The SqlClient the cluster's shard-lock storage uses: the same pool, but every connection it reserves (the one
+ * that holds the shard locks, as PostgreSQL advisory locks) gets `idle_session_timeout`. A runner refreshes its
+ * locks every SHARD_LOCK_REFRESH_SECONDS; one that stays silent longer than the timeout is frozen (SIGSTOP, a
+ * stalled VM, a partition) and PostgreSQL ends its session, which releases its locks so another runner can take
+ * its streams. TCP keepalive cannot tell: a frozen process's kernel still answers for it.
+ */
+const lockSessionClient = (sql: SqlClient.SqlClient, timeoutSeconds: number): SqlClient.SqlClient => {
+  const millis = Math.round(timeoutSeconds * 1000)
+  const reserve = Effect.tap(sql.reserve, (connection) =>
+    Effect.acquireRelease(connection.executeRaw(`SET idle_session_timeout = ${millis}`, []), () =>
+      // Back in the pool, the connection must not be ended for idling.
+      Effect.ignore(connection.executeRaw("RESET idle_session_timeout", []).pipe(Effect.timeout("1 second")))
+    )
+  )
+  const client: SqlClient.SqlClient = Object.assign(
+    (...args: Parameters<SqlClient.SqlClient>) => sql(...args),
+    sql,
+    { reserve, withoutTransforms: () => client }
+  )
+  ;(client as { safe: unknown }).safe = client
+  return client
+}
+
+/**
  * Where streams run. Embedded database: one instance, `SingleRunner` with in-memory runner storage. Server
  * database: runners share shard locks in PostgreSQL and talk over a socket; a stopped runner hands its shards
  * over at once, a killed one's locks expire after SHARD_LOCK_EXPIRATION_SECONDS (refreshed every
- * SHARD_LOCK_REFRESH_SECONDS), so its streams restart elsewhere within about that long.
+ * SHARD_LOCK_REFRESH_SECONDS), so its streams restart elsewhere within about that long; a frozen one's lock
+ * session is ended by PostgreSQL after SHARD_LOCK_SESSION_TIMEOUT_SECONDS (see `lockSessionClient`), so the same.
  */
 export const ClusterLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
@@ -22,6 +48,7 @@ export const ClusterLive = Layer.unwrapEffect(
             shardLockExpiration: Duration.seconds(s.shardLockExpirationSeconds)
           }
         }).pipe(
+          Layer.provide(Layer.effect(SqlClient.SqlClient, Effect.map(SqlClient.SqlClient, (sql) => lockSessionClient(sql, s.shardLockSessionTimeoutSeconds)))),
           // The socket library says only `Open`; a person needs to know which setting and which port.
           Layer.catchAll((error) =>
             Layer.fail<typeof error | RunnerPortUnavailable>(

@@ -2,6 +2,7 @@ import { Cause, Clock, Cron, Data, Deferred, Duration, Effect, Option, Queue, Ra
 import { AppConfig } from "../config.ts"
 import { defaultSyncCron, streamName, type StreamKey } from "../domain/stream.ts"
 import { Backfill, PlanLacksAsset, StreamFetchFailed, UnknownStreamSymbol, type RunReport } from "../pipeline/backfill.ts"
+import { NotStreamOwner } from "../pipeline/ingest.ts"
 import { isTransient } from "../sources/massive/errors.ts"
 import { SyncRepo, type StreamStatus } from "../store/sync-repo.ts"
 import { StreamEvents } from "./events.ts"
@@ -53,7 +54,10 @@ export class StreamControl extends Effect.Service<StreamControl>()("Supervisor/S
 export const restartDelay = (failures: number, jitter: number): Duration.Duration =>
   Duration.millis(Math.round(Math.min(300_000, 1_000 * 2 ** Math.max(0, failures - 1)) * (0.8 + 0.4 * jitter)))
 
-type Outcome = { readonly _tag: "ok"; readonly report: RunReport } | { readonly _tag: "permanent" | "transient"; readonly error: string }
+type Outcome =
+  | { readonly _tag: "ok"; readonly report: RunReport }
+  | { readonly _tag: "permanent" | "transient"; readonly error: string }
+  | { readonly _tag: "superseded"; readonly error: string }
 
 /**
  * The self-healing loop of one stream: starting → backfilling → live; degraded while transient failures are
@@ -76,9 +80,10 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
         : defaultSyncCron(stream.timeframe, config.supervisor.syncDelaySeconds)
     const cron = Cron.unsafeParse(cronText, "UTC")
 
+    // Only starting claims the stream: a loop that lost it (see NotStreamOwner) must not take it back by reporting a state.
     const setStatus = (status: StreamStatus, error?: string) =>
       Effect.zipRight(
-        syncRepo.setStatus(stream.symbol, stream.timeframe, status, owner).pipe(
+        syncRepo.setStatus(stream.symbol, stream.timeframe, status, status === "starting" ? owner : null).pipe(
           Effect.catchAllCause((cause) => Effect.logWarning(`could not record status ${status}`, cause))
         ),
         Effect.flatMap(events.now, (at) => events.publish({ type: "state", stream: name, status, at, ...(error === undefined ? {} : { error }) }))
@@ -97,6 +102,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
             onNone: () => Cause.pretty(cause).split("\n")[0] ?? "defect",
             onSome: describeError
           })
+          if (Option.exists(failure, (e) => e instanceof NotStreamOwner)) return Effect.succeed({ _tag: "superseded", error })
           const permanent = Option.match(failure, {
             onNone: () => false,
             // Database failures and anything unknown are worth a restart; a vendor's permanent answer is not.
@@ -106,8 +112,8 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
         })
       )
 
-    const catchUp = backfill.run({ ...stream, purpose: "backfill", onProgress })
-    const sync = backfill.run({ ...stream, purpose: "sync", onProgress })
+    const catchUp = backfill.run({ ...stream, purpose: "backfill", onProgress, owner })
+    const sync = backfill.run({ ...stream, purpose: "sync", onProgress, owner })
 
     /** Sleeps until the next cron tick, or until a command arrives, whichever is first. */
     const nextWork = Effect.gen(function* () {
@@ -132,7 +138,7 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
       if (next === "catch-up") yield* setStatus(failures > 0 ? "degraded" : "backfilling")
       const run: Effect.Effect<RunReport, unknown> = Option.match(command, {
         onNone: () => (next === "catch-up" ? catchUp : sync),
-        onSome: (c) => (c._tag === "Backfill" ? backfill.run({ ...stream, from: c.from, to: c.to, purpose: "backfill", refetch: true, onProgress }) : sync)
+        onSome: (c) => (c._tag === "Backfill" ? backfill.run({ ...stream, from: c.from, to: c.to, purpose: "backfill", refetch: true, onProgress, owner }) : sync)
       })
       const outcome = yield* attempt(run)
       if (outcome._tag === "ok") {
@@ -151,6 +157,16 @@ export const runStreamLoop = (stream: StreamKey, owner: string) =>
         const failed = new StreamRequestFailed({ stream: name, message: outcome.error })
         if (c._tag === "Retry") yield* Deferred.fail(c.done, failed)
         else yield* Deferred.fail(c.done, failed)
+      }
+      if (outcome._tag === "superseded") {
+        // Another runner runs the stream now: this loop writes nothing more and waits for the cluster to stop it.
+        yield* Effect.logWarning(`${outcome.error}; this loop stops working and waits for the cluster to end it`)
+        for (;;) {
+          const c = yield* Queue.take(mailbox)
+          const refused = new StreamRequestFailed({ stream: name, message: outcome.error })
+          if (c._tag === "Retry") yield* Deferred.fail(c.done, refused)
+          else yield* Deferred.fail(c.done, refused)
+        }
       }
       if (outcome._tag === "permanent") {
         yield* setStatus("failed", outcome.error)

@@ -23,7 +23,9 @@ const keepRunning = <E, R>(name: string, loop: (owner: string) => Effect.Effect<
           ? Effect.failCause(cause)
           : Effect.logError(`${name} loop died; restarting in 5 s`, cause).pipe(Effect.zipRight(Effect.sleep("5 seconds")))
       ),
-      Effect.forever
+      Effect.forever,
+      // With "runs here", the line that lets an operator (and the soak) see where a stream ran, and when.
+      Effect.onExit(() => Effect.logInfo(`${name} stops here (${owner})`))
     )
   })
 

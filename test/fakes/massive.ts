@@ -29,6 +29,8 @@ export interface MassiveFakeOptions {
   readonly status?: "OK" | "DELAYED"
   /** A delayed plan: answers `DELAYED` and serves no bar that closed less than this many minutes before now. */
   readonly delayMinutes?: number
+  /** Per ticker: a delayed plan for that ticker only (answers `DELAYED`, serves no bar closed less than this many minutes ago). */
+  readonly delayedTickers?: Readonly<Record<string, number>>
   /** Per ticker: a bar is published only this many seconds after its minute closes (judged by `now`). */
   readonly publishAfterSeconds?: Readonly<Record<string, number>>
   /** The plan's history: a request starting before today's UTC midnight minus this many days gets Massive's 403. */
@@ -41,6 +43,8 @@ export interface MassiveFakeOptions {
   readonly retryAfterSeconds?: number
   /** How long a `"slow"` answer takes (default 10 s). */
   readonly slowMillis?: number
+  /** The loopback port (default: any free one); a fixed one lets a test stop the vendor and start it again at the same address. */
+  readonly port?: number
   /** Chooses a fault for the n-th request (0-based, counting every request). */
   readonly faults?: (requestIndex: number, url: URL) => MassiveFault | null
 }
@@ -196,7 +200,8 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
       })
     }
     // What has been published by now: a bar closes a minute after it opens, then waits for the ticker's lateness and the plan's delay.
-    const waitMillis = (options.publishAfterSeconds?.[ticker] ?? 0) * 1000 + (options.delayMinutes ?? 0) * 60_000
+    const delayMinutes = options.delayedTickers?.[ticker] ?? options.delayMinutes
+    const waitMillis = (options.publishAfterSeconds?.[ticker] ?? 0) * 1000 + (delayMinutes ?? 0) * 60_000
     const published = (sorted.get(ticker) ?? []).filter((bar) => bar.ts + 60_000 + waitMillis <= now)
 
     const cursorText = url.searchParams.get("cursor")
@@ -219,7 +224,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
       resultsCount: page.length,
       adjusted: url.searchParams.get("adjusted") !== "false",
       ...(page.length === 0 ? {} : { results: page.map(toWire) }),
-      status: options.delayMinutes !== undefined ? "DELAYED" : (options.status ?? "OK"),
+      status: delayMinutes !== undefined ? "DELAYED" : (options.status ?? "OK"),
       request_id: requestId(),
       count: page.length,
       ...((more || fault === "empty-next") && after !== undefined
@@ -247,7 +252,7 @@ export const startMassiveFake = (options: MassiveFakeOptions): MassiveFake => {
 
   const server = Bun.serve({
     hostname: "127.0.0.1",
-    port: 0,
+    port: options.port ?? 0,
     fetch(request) {
       const url = new URL(request.url)
       const index = requests.length

@@ -123,23 +123,32 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
             leaseMillis: timeoutMillis + leaseSlackMillis
           })
     const secret = apiKey === null ? null : Redacted.value(apiKey)
-    // The plan's delay as this process knows it: the setting, until the vendor says otherwise.
-    const delayMinutes = yield* Ref.make(massiveDelayMinutes(settings))
+    // The plan's delay as this process knows it, per ticker: the setting, until the vendor says otherwise. A key's
+    // plans are sold per market (currencies, crypto, …), so one ticker answering DELAYED says nothing of another's.
+    const delays = yield* Ref.make<ReadonlyMap<string, number>>(new Map())
+    const delayOf = (ticker: string | undefined) =>
+      Effect.map(Ref.get(delays), (known) => (ticker === undefined ? undefined : known.get(ticker)) ?? massiveDelayMinutes(settings))
 
-    /** A DELAYED answer on a plan set to no delay: the plan is delayed after all (warned once, not per page). */
-    const noteDelayed = Effect.flatMap(
-      Ref.modify(delayMinutes, (minutes) => (minutes === 0 ? [true, delayedPlanMinutes] : [false, minutes])),
-      (changed) =>
-        changed
-          ? Effect.logWarning(
-              `Massive answers DELAYED though MASSIVE_DELAY_MINUTES is 0: bars are now taken as settled only ${delayedPlanMinutes} minutes after they close (set MASSIVE_DELAY_MINUTES to silence this)`
-            )
-          : Effect.void
-    )
+    /** A DELAYED answer for a ticker taken to have no delay: its plan is delayed after all (warned once per ticker, not per page). */
+    const noteDelayed = (ticker: string) =>
+      Effect.flatMap(
+        Ref.modify(delays, (known): [boolean, ReadonlyMap<string, number>] =>
+          (known.get(ticker) ?? massiveDelayMinutes(settings)) === 0 ? [true, new Map(known).set(ticker, delayedPlanMinutes)] : [false, known]
+        ),
+        (changed) =>
+          changed
+            ? Effect.logWarning(
+                `Massive answers DELAYED for ${ticker} though MASSIVE_DELAY_MINUTES is 0: its bars are now taken as settled only ${delayedPlanMinutes} minutes after they close (set MASSIVE_DELAY_MINUTES to silence this)`
+              )
+            : Effect.void
+      )
 
-    /** Where the settled bars of `timeframe` end at `now`: MASSIVE_SETTLE_SECONDS plus the plan's delay behind it. */
-    const settledBefore = (now: number, timeframe: Timeframe) =>
-      Effect.map(Ref.get(delayMinutes), (minutes) => settleLine(now, timeframe, settings.settleSeconds * 1000, minutes * 60_000))
+    /** The plan's delay for a symbol's ticker (the setting's for a symbol not configured). */
+    const planDelayMinutes = (symbol: string) => delayOf(tickers.get(symbol))
+
+    /** Where the settled bars of a symbol's `timeframe` end at `now`: MASSIVE_SETTLE_SECONDS plus its plan's delay behind it. */
+    const settledBefore = (now: number, timeframe: Timeframe, symbol: string) =>
+      Effect.map(planDelayMinutes(symbol), (minutes) => settleLine(now, timeframe, settings.settleSeconds * 1000, minutes * 60_000))
 
     const tickerFor = (symbol: string): Either.Either<string, UnknownSymbol> => {
       const ticker = tickers.get(symbol)
@@ -220,7 +229,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
           )
         }
         const page = decoded.right
-        if (page.status === "DELAYED") yield* noteDelayed
+        if (page.status === "DELAYED") yield* noteDelayed(ticker)
         return {
           candles: (page.results ?? []).map(wireBarToCandle),
           // Stored in fetch_log for every page: a vendor echoing part of the key must not put it there.
@@ -276,7 +285,7 @@ export class MassiveClient extends Effect.Service<MassiveClient>()("Massive/Mass
         })
       )
 
-    return { tickerFor, fetchPage, fetchPageWithRetry, pages, planDelayMinutes: Ref.get(delayMinutes), settledBefore } as const
+    return { tickerFor, fetchPage, fetchPageWithRetry, pages, planDelayMinutes, settledBefore } as const
   }),
   dependencies: [MassiveRateLimits.Default]
 }) {}

@@ -35,7 +35,10 @@ const independentH4 = (bars: ReadonlyArray<Candle>): Array<StoredBar> => {
     low: Math.min(...group.map((b) => b.low)),
     close: group.at(-1)!.close,
     volume: group.reduce((n, b) => n + b.volume, 0),
-    bars: group.length
+    bars: group.length,
+    // Derived bars carry no vwap or trade count.
+    vwap: null,
+    trades: null
   }))
 }
 

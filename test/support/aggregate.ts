@@ -1,6 +1,6 @@
 import type { Candle, StoredBar } from "../../src/domain/candle.ts"
 
-/** An independent OHLCV aggregation in plain JS, to check the database's rollups against. */
+/** An independent OHLCV aggregation in plain JS, to check the database's rollups against (which carry no vwap or trade count). */
 export const aggregate = (candles: ReadonlyArray<Candle>, bucketOf: (ts: number) => number): ReadonlyArray<StoredBar> => {
   const buckets = new Map<number, { ts: number; open: number; high: number; low: number; close: number; volume: number; bars: number }>()
   for (const c of [...candles].sort((a, b) => a.ts - b.ts)) {
@@ -15,7 +15,7 @@ export const aggregate = (candles: ReadonlyArray<Candle>, bucketOf: (ts: number)
       b.bars += 1
     }
   }
-  return [...buckets.values()].sort((a, b) => a.ts - b.ts)
+  return [...buckets.values()].sort((a, b) => a.ts - b.ts).map((b) => ({ ...b, vwap: null, trades: null }))
 }
 
 const newYorkParts = new Intl.DateTimeFormat("en-US", {

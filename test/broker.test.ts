@@ -2,7 +2,7 @@ import { SingleRunner } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { Chunk, Effect, Fiber, Layer, Logger, LogLevel, Option, Queue, Redacted, TestClock, TestContext } from "effect"
+import { Effect, Fiber, Layer, Logger, LogLevel, Option, Queue, Redacted, TestClock, TestContext } from "effect"
 import { AppConfig, type AppConfigShape } from "../src/config.ts"
 import type { Candle } from "../src/domain/candle.ts"
 import { Broker } from "../src/pipeline/broker.ts"
@@ -15,7 +15,7 @@ import { SupervisorLive } from "../src/supervisor/supervisor.ts"
 import { startMetaApiFake, type MetaApiFake, type MetaApiFakeOptions } from "./fakes/metaapi.ts"
 import { createTestDatabase, databaseKinds, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { hasSharedData, loadHistdata, noSharedDataReason } from "./support/shared-data.ts"
-import { advanceUntil } from "./support/test-clock.ts"
+import { advanceUntil, untilAsleepAt as untilAsleepAtShared } from "./support/test-clock.ts"
 
 const token = "mtapi-secret-Q7v2kLx9.broker"
 const account = "demo-acct-01"
@@ -109,15 +109,7 @@ const captureLogs = () => {
   return { lines, layer: Logger.replace(Logger.defaultLogger, Logger.make((options) => void lines.push(Logger.logfmtLogger.log(options)))) }
 }
 
-/** Lets real I/O run (without moving the clock) until some fiber sleeps on the TestClock until `wakeAt`. */
-const untilAsleepAt = (wakeAt: number) =>
-  Effect.gen(function* () {
-    for (let turn = 0; turn < 50_000; turn++) {
-      if (Chunk.toReadonlyArray(yield* TestClock.sleeps()).includes(wakeAt)) return
-      yield* Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
-    }
-    return yield* Effect.die(new Error(`nothing went to sleep until ${new Date(wakeAt).toISOString()}`))
-  })
+const untilAsleepAt = (wakeAt: number) => untilAsleepAtShared(wakeAt, "nothing")
 
 const stream = { account, symbol: "XAUUSD", brokerSymbol: "XAUUSD.a" } as const
 const brokerStatuses = (events: ReadonlyArray<StreamEvent>) => events.flatMap((e) => (e.type === "broker-state" ? [e.status] : []))

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test"
-import { Chunk, Clock, Effect, Fiber, Logger, Option, Queue, Redacted, TestClock, TestContext } from "effect"
+import { Clock, Effect, Fiber, Logger, Option, Queue, Redacted, TestClock, TestContext } from "effect"
 import { AppConfig, type AppConfigShape, type MassiveSettings } from "../src/config.ts"
 import { quietBars } from "./support/bars.ts"
 import { CandleStore } from "../src/store/candle-store.ts"
@@ -9,7 +9,7 @@ import { runStreamLoop, sendToStream } from "../src/supervisor/stream-loop.ts"
 import { startMassiveFake, type MassiveFakeOptions } from "./fakes/massive.ts"
 import { createTestDatabase, databaseKinds, type DatabaseKind, type TestDatabase } from "./support/databases.ts"
 import { streamDelayMinutes, streamLagSeconds } from "../src/http/status.ts"
-import { advanceUntil } from "./support/test-clock.ts"
+import { advanceUntil, untilAsleepAt as untilAsleepAtShared } from "./support/test-clock.ts"
 
 const apiKey = "loop-key-5d1e"
 const minute = 60_000
@@ -179,15 +179,7 @@ describe.each(databaseKinds)("a stream's loop on the %s database", (kind) => {
   })
 })
 
-/** Lets real I/O run (without moving the clock) until the loop sleeps until `wakeAt`: its pass is over, its state written. */
-const untilAsleepAt = (wakeAt: number) =>
-  Effect.gen(function* () {
-    for (let turn = 0; turn < 50_000; turn++) {
-      if (Chunk.toReadonlyArray(yield* TestClock.sleeps()).includes(wakeAt)) return
-      yield* Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
-    }
-    return yield* Effect.die(new Error(`the loop did not go to sleep until ${new Date(wakeAt).toISOString()}`))
-  })
+const untilAsleepAt = (wakeAt: number) => untilAsleepAtShared(wakeAt, "the loop")
 
 /** `advanceUntil`, asked again while it gives up only because real I/O (a slow server database) outlasted its patience. */
 const settle = (done: () => boolean, options: { readonly limitMillis: number }) =>

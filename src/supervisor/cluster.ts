@@ -1,8 +1,9 @@
 import { RunnerAddress, SingleRunner } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { BunClusterSocket } from "@effect/platform-bun"
-import { Data, Duration, Effect, Layer, Option } from "effect"
+import { Data, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
 import { AppConfig } from "../config.ts"
+import { advisoryLocks } from "../store/advisory-lock.ts"
 
 /**
  * The SqlClient the cluster's shard-lock storage uses: the same pool, but every connection it reserves (the one
@@ -29,6 +30,28 @@ const lockSessionClient = (sql: SqlClient.SqlClient, timeoutSeconds: number): Sq
 }
 
 /**
+ * Builds `layer` while holding the migration lock: the cluster creates its own tables when it starts, and two
+ * instances starting at once on a new database raced there (`duplicate key … pg_type_typname_nsp_index` for
+ * cluster_migrations: one of them failed start-up, found by the soak). The lock is held for the build only.
+ */
+const builtOneAtATime = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const lockScope = yield* Scope.make()
+      const connection = yield* Scope.extend(sql.reserve, lockScope)
+      yield* connection.executeUnprepared("SELECT pg_advisory_lock($1)", [advisoryLocks.migrate], undefined)
+      return yield* Layer.build(layer).pipe(
+        Effect.ensuring(
+          Effect.ignore(connection.executeUnprepared("SELECT pg_advisory_unlock($1)", [advisoryLocks.migrate], undefined)).pipe(
+            Effect.zipRight(Scope.close(lockScope, Exit.void))
+          )
+        )
+      )
+    })
+  )
+
+/**
  * Where streams run. Embedded database: one instance, `SingleRunner` with in-memory runner storage. Server
  * database: runners share shard locks in PostgreSQL and talk over a socket; a stopped runner hands its shards
  * over at once, a killed one's locks expire after SHARD_LOCK_EXPIRATION_SECONDS (refreshed every
@@ -49,6 +72,7 @@ export const ClusterLive = Layer.unwrapEffect(
           }
         }).pipe(
           Layer.provide(Layer.effect(SqlClient.SqlClient, Effect.map(SqlClient.SqlClient, (sql) => lockSessionClient(sql, s.shardLockSessionTimeoutSeconds)))),
+          builtOneAtATime,
           // The socket library says only `Open`; a person needs to know which setting and which port.
           Layer.catchAll((error) =>
             Layer.fail<typeof error | RunnerPortUnavailable>(

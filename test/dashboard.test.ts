@@ -309,7 +309,11 @@ describe.skipIf(skipReason !== null).each(kinds)("the dashboard in Chromium, on 
     // The endpoint behind the button, as a client sees it: no token 401, a stream that is not failed 409, one
     // that is not configured 404; each a JSON body naming the problem.
     const retry = (body: unknown, token: string | null) =>
-      fetch(`${origin}/api/data/retry`, { method: "POST", headers: token === null ? {} : { Authorization: `Bearer ${token}` }, body: JSON.stringify(body) })
+      fetch(`${origin}/api/data/retry`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...(token === null ? {} : { Authorization: `Bearer ${token}` }) },
+        body: JSON.stringify(body)
+      })
     expect((await retry({ symbol: "BTCUSD" }, null)).status).toBe(401)
     const live = await retry({ symbol: "BTCUSD", timeframe: "M1" }, writeToken)
     expect(live.status).toBe(409)

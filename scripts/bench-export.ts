@@ -20,16 +20,7 @@ import { DatabaseInfo, DatabaseLive } from "../src/store/database.ts"
 import { Rollups } from "../src/store/rollups.ts"
 import { benchDatabase } from "./bench-database.ts"
 import { generateStreams, timedUpserts, toPages } from "./bench-data.ts"
-
-const option = (flag: string, env: string, fallback: string): string => {
-  const at = process.argv.indexOf(flag)
-  return (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env] ?? fallback
-}
-const positiveInt = (flag: string, env: string, fallback: number): number => {
-  const value = Number(option(flag, env, String(fallback)))
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${flag} expects a positive integer, got ${option(flag, env, "")}`)
-  return value
-}
+import { option, positiveInt } from "./bench-options.ts"
 
 const bars = positiveInt("--bars", "BENCH_BARS", 5_000_000)
 const symbols = Math.min(5, positiveInt("--symbols", "BENCH_SYMBOLS", 1))

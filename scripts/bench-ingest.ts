@@ -22,19 +22,10 @@ import { CandleStore } from "../src/store/candle-store.ts"
 import { DatabaseInfo, DatabaseLive, redactUrl } from "../src/store/database.ts"
 import { benchDatabase } from "./bench-database.ts"
 import { csvColumns, generateStreams, timedUpserts, toPages, writeCsv, type BenchStream } from "./bench-data.ts"
+import { option, positiveInt } from "./bench-options.ts"
 
 /** The server flavour to bench (DATABASE_FLAVOUR=timescale|plain); auto picks TimescaleDB where the server preloads it. */
 const benchFlavour = Schema.decodeUnknownSync(DatabaseFlavourSetting)(process.env.DATABASE_FLAVOUR ?? "auto")
-
-const option = (flag: string, env: string, fallback: string): string => {
-  const at = process.argv.indexOf(flag)
-  return (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env] ?? fallback
-}
-const positiveInt = (flag: string, env: string, fallback: number): number => {
-  const value = Number(option(flag, env, String(fallback)))
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${flag} expects a positive integer, got ${option(flag, env, "")}`)
-  return value
-}
 
 const rows = positiveInt("--rows", "BENCH_ROWS", 1_000_000)
 const pageSize = positiveInt("--page", "BENCH_PAGE", 50_000)

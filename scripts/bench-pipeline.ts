@@ -27,14 +27,11 @@ import { Rollups } from "../src/store/rollups.ts"
 import { DatabaseInfo, redactUrl } from "../src/store/database.ts"
 import { generateStreams, timedUpserts } from "./bench-data.ts"
 import { benchDatabase } from "./bench-database.ts"
+import { option } from "./bench-options.ts"
 
 /** The server flavour to bench (DATABASE_FLAVOUR=timescale|plain); auto picks TimescaleDB where the server preloads it. */
 const benchFlavour = Schema.decodeUnknownSync(DatabaseFlavourSetting)(process.env.DATABASE_FLAVOUR ?? "auto")
 
-const option = (flag: string, env: string, fallback: string): string => {
-  const at = process.argv.indexOf(flag)
-  return (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env] ?? fallback
-}
 const bars = Number(option("--bars", "BENCH_BARS", "1000000"))
 const sequential = !process.argv.includes("--concurrent")
 /** How many symbols share the bars (1 to 5): one symbol is one `backfill` of all of them. */

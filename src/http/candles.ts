@@ -3,7 +3,7 @@ import type { Context } from "hono"
 import { AppConfig, DayBoundary } from "../config.ts"
 import type { ServedBar } from "../domain/fill.ts"
 import { timeframeMillis } from "../domain/timeframe.ts"
-import { type CandlePage, readCandlePage } from "../pipeline/candle-pages.ts"
+import { type CandlePage, pieceBars, readCandlePage } from "../pipeline/candle-pages.ts"
 import { CandleStore } from "../store/candle-store.ts"
 import type { Api } from "./api.ts"
 import { BadRequest } from "./errors.ts"
@@ -16,7 +16,7 @@ export const maxLimit = 50_000
  * Pages longer than this are read from the database and written a chunk at a time, each chunk only when the client
  * has taken the one before: a reader that stalls holds one chunk (~0.2 MB), not its 50,000-bar page.
  */
-export const streamChunkBars = 2_000
+export const streamChunkBars = pieceBars
 /** The longest range one request may name; a cursor walks longer histories page by page. */
 export const maxRangeYears = 25
 const maxRangeMillis = maxRangeYears * 366 * 86_400_000
